@@ -1,0 +1,51 @@
+# locdiff: every target bootstraps what it needs (the virtual environment) and is idempotent.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PROFILE ?= cpu
+# The torch wheel installed first. 2.13.0 is a CPU build where a local wheel lies on disk;
+# set TORCH=torch (or your own spec) for a CUDA build on a GPU machine.
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.locdiff-installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+EXECUTED := build/notebooks/$(PROFILE)
+
+.PHONY: help setup figures test unit nbtest lab bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+setup: $(STAMP)  ## create .venv and install locdiff (editable, with the dev extra); no-op when up to date
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+figures: $(STAMP)  ## execute every notebook in order with papermill (PROFILE=cpu|smoke|gpu); figures land in figures/
+	@mkdir -p $(EXECUTED)
+	@for nb in $(NOTEBOOKS); do \
+	  name=$$(basename $$nb); echo "== $$name (profile $(PROFILE))"; \
+	  LOCDIFF_PROFILE=$(PROFILE) $(BIN)/papermill --cwd notebooks -p profile $(PROFILE) \
+	    $$nb $(EXECUTED)/$$name --progress-bar || { echo "FAILED: $$name"; exit 1; }; \
+	done
+
+test: unit nbtest  ## unit tests (pytest) and every notebook through nbval with the smoke profile
+
+unit: $(STAMP)  ## unit tests only
+	$(BIN)/python -m pytest tests -q
+
+nbtest: $(STAMP)  ## every notebook through nbval (smoke profile)
+	cd notebooks && LOCDIFF_PROFILE=smoke ../$(BIN)/python -m pytest --nbval-lax -q -p no:cacheprovider $(notdir $(NOTEBOOKS))
+
+lab: $(STAMP)  ## JupyterLab on the notebooks
+	$(BIN)/jupyter lab notebooks
+
+bench: $(STAMP)  ## speed benchmarks; ratios printed, CSVs under data/results/
+	$(BIN)/python benchmarks/bench_shdd.py
+
+clean:  ## remove executed notebooks, caches and smoke figures (keeps .venv, committed figures and results)
+	rm -rf build data/cache figures/smoke .pytest_cache
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

@@ -1,0 +1,183 @@
+"""Sphere geometry: coordinates, great-circle distances and the field's standard metrics.
+
+Conventions (DESIGN.md): angles at every public function are in degrees, latitude in [-90, 90],
+longitude wrapped into [-180, 180); distances are great-circle distances in km on a sphere of
+radius ``EARTH_RADIUS_KM``. Unit vectors have x toward (lat 0, lon 0), y toward (lat 0, lon 90),
+z toward the north pole.
+
+Every function accepts numpy arrays (or Python scalars / lists) and torch tensors on any device,
+and answers in the same kind: numpy in, numpy out; tensor in, tensor out (same device).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence, Union
+
+import numpy as np
+import torch
+
+Array = Union[np.ndarray, torch.Tensor]
+
+EARTH_RADIUS_KM = 6371.0
+#: Distance thresholds (km) of the usual accuracy table: street, city, region, country, continent.
+THRESHOLDS_KM = (1.0, 25.0, 200.0, 750.0, 2500.0)
+#: GeoScore scale (km) as used by GeoGuessr-style scores: 5000 * exp(-d / 1492.7).
+GEOSCORE_SCALE_KM = 1492.7
+
+
+def _as_float(x, name: str) -> Array:
+    """Numpy float64 array for non-tensors; tensors pass through (floating point required)."""
+    if isinstance(x, torch.Tensor):
+        return x if x.is_floating_point() else x.double()
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be numeric (degrees); got {type(x).__name__}") from err
+
+
+def _lib(x: Array):
+    return torch if isinstance(x, torch.Tensor) else np
+
+
+def check_finite(x: Array, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` if any entry is NaN or infinite."""
+    bad = ~torch.isfinite(x) if isinstance(x, torch.Tensor) else ~np.isfinite(x)
+    if bool(bad.any()):
+        raise ValueError(f"{name} must be finite; got NaN or inf")
+
+
+def validate_lat(lat, name: str = "lat") -> Array:
+    """Latitude in degrees, checked to lie in [-90, 90] and be finite; returns it as an array."""
+    lat = _as_float(lat, name)
+    check_finite(lat, name)
+    if bool((lat < -90).any()) or bool((lat > 90).any()):
+        lo, hi = float(lat.min()), float(lat.max())
+        raise ValueError(f"{name} must lie in [-90, 90] degrees; got values in [{lo:g}, {hi:g}]")
+    return lat
+
+
+def wrap_lon(lon, name: str = "lon") -> Array:
+    """Longitude in degrees wrapped into [-180, 180) (finite values required).
+
+    ``wrap(λ) = ((λ + 180) mod 360) - 180``; 180 maps to -180.
+    """
+    lon = _as_float(lon, name)
+    check_finite(lon, name)
+    wrapped = (lon + 180.0) % 360.0 - 180.0
+    # floating-point mod can return exactly 360 - 180 = 180 for tiny negative inputs
+    return wrapped - 360.0 * (wrapped >= 180.0)
+
+
+def validate_latlon(lat, lon, lat_name: str = "lat", lon_name: str = "lon"):
+    """Validated latitude and wrapped longitude, broadcast to a common shape."""
+    lat, lon = validate_lat(lat, lat_name), wrap_lon(lon, lon_name)
+    if isinstance(lat, torch.Tensor) or isinstance(lon, torch.Tensor):
+        ref = lat if isinstance(lat, torch.Tensor) else lon
+        lat = torch.as_tensor(lat, device=ref.device)
+        lon = torch.as_tensor(lon, device=ref.device)
+        dtype = torch.promote_types(lat.dtype, lon.dtype)
+        return torch.broadcast_tensors(lat.to(dtype), lon.to(dtype))
+    return np.broadcast_arrays(lat, lon)
+
+
+def latlon_to_xyz(lat, lon) -> Array:
+    """Unit vectors [..., 3] of points given in degrees.
+
+    x = cos(lat) cos(lon), y = cos(lat) sin(lon), z = sin(lat).
+    """
+    lat, lon = validate_latlon(lat, lon)
+    xp = _lib(lat)
+    phi, lam = lat * (math.pi / 180.0), lon * (math.pi / 180.0)
+    c = xp.cos(phi)
+    return xp.stack([c * xp.cos(lam), c * xp.sin(lam), xp.sin(phi)], -1)
+
+
+def xyz_to_latlon(xyz):
+    """(lat, lon) in degrees of vectors [..., 3] (normalized first; zero vectors are an error).
+
+    lat = atan2(z, hypot(x, y)), lon = atan2(y, x): accurate near the poles too.
+    """
+    xyz = _as_float(xyz, "xyz")
+    check_finite(xyz, "xyz")
+    if xyz.shape[-1] != 3:
+        raise ValueError(f"xyz must have a last dimension of size 3; got shape {tuple(xyz.shape)}")
+    xp = _lib(xyz)
+    x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
+    rho = xp.hypot(x, y)
+    if bool(((rho == 0) & (z == 0)).any()):
+        raise ValueError("xyz must not contain zero vectors (they have no direction)")
+    lat = xp.arctan2(z, rho) * (180.0 / math.pi)
+    lon = xp.arctan2(y, x) * (180.0 / math.pi)
+    return lat, wrap_lon(lon)
+
+
+def central_angle(lat1, lon1, lat2, lon2) -> Array:
+    """Great-circle angle (radians) between points, broadcast.
+
+    Uses the Vincenty form atan2(|a x b|, a . b) of the two unit vectors, which is accurate for
+    identical, tiny and antipodal separations alike (unlike acos of the dot product, which loses
+    all precision near 0 and pi, or haversine, which does near pi).
+    """
+    a = latlon_to_xyz(lat1, lon1)
+    b = latlon_to_xyz(lat2, lon2)
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        ref = a if isinstance(a, torch.Tensor) else b
+        a, b = torch.as_tensor(a, device=ref.device), torch.as_tensor(b, device=ref.device)
+        dtype = torch.promote_types(a.dtype, b.dtype)
+        a, b = torch.broadcast_tensors(a.to(dtype), b.to(dtype))
+        cross = torch.linalg.vector_norm(torch.cross(a, b, dim=-1), dim=-1)
+        return torch.atan2(cross, (a * b).sum(-1))
+    a, b = np.broadcast_arrays(a, b)
+    cross = np.linalg.norm(np.cross(a, b), axis=-1)
+    return np.arctan2(cross, (a * b).sum(-1))
+
+
+def distance_km(lat1, lon1, lat2, lon2, radius_km: float = EARTH_RADIUS_KM) -> Array:
+    """Great-circle distance in km between (lat1, lon1) and (lat2, lon2) in degrees, broadcast."""
+    return central_angle(lat1, lon1, lat2, lon2) * radius_km
+
+
+def _check_distances(d_km) -> Array:
+    d = _as_float(d_km, "d_km")
+    check_finite(d, "d_km")
+    if bool((d < 0).any()):
+        raise ValueError("d_km must be non-negative distances in km")
+    if d.ndim == 0 or d.shape[0] == 0:
+        raise ValueError("d_km must be a non-empty 1-D batch of distances in km")
+    return d
+
+
+def accuracy(d_km, thresholds: Sequence[float] = THRESHOLDS_KM) -> dict[float, float]:
+    """Share of errors within each threshold: {threshold_km: fraction in [0, 1]} (d <= t counts)."""
+    d = _check_distances(d_km)
+    if len(thresholds) == 0 or any(not (t > 0 and math.isfinite(t)) for t in thresholds):
+        raise ValueError(f"thresholds must be positive finite distances in km; got {thresholds}")
+    return {float(t): float((d <= t).double().mean() if isinstance(d, torch.Tensor)
+                            else (d <= t).mean()) for t in thresholds}
+
+
+def median_error(d_km) -> float:
+    """Median great-circle error in km."""
+    d = _check_distances(d_km)
+    return float(np.median(d.detach().cpu().numpy() if isinstance(d, torch.Tensor) else d))
+
+
+def mean_error(d_km) -> float:
+    """Mean great-circle error in km."""
+    d = _check_distances(d_km)
+    return float(d.double().mean() if isinstance(d, torch.Tensor) else d.mean())
+
+
+def geoscore(d_km) -> Array:
+    """GeoScore per prediction, 5000 * exp(-d / 1492.7), d in km (5000 = perfect)."""
+    d = _check_distances(d_km)
+    return 5000.0 * _lib(d).exp(-d / GEOSCORE_SCALE_KM)
+
+
+def summarize(d_km, thresholds: Sequence[float] = THRESHOLDS_KM) -> dict[str, float]:
+    """The usual table row: accuracy (%) at each threshold, median and mean error (km), GeoScore."""
+    row = {f"acc@{t:g}km": 100.0 * v for t, v in accuracy(d_km, thresholds).items()}
+    row["median_km"] = median_error(d_km)
+    row["mean_km"] = mean_error(d_km)
+    row["geoscore"] = float(geoscore(d_km).mean())
+    return row

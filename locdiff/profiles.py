@@ -1,0 +1,84 @@
+"""Profiles: one setting, ``profile``, chooses the scale of every notebook and script.
+
+``smoke`` checks that everything runs (the whole suite in minutes, numbers not meaningful);
+``cpu`` is the default, sized for a 2-core laptop (the whole suite within an hour, numbers
+meaningful enough to compare methods); ``gpu`` is paper scale, for an accelerator.
+
+Notebooks take a papermill parameter ``profile`` (default ``None``) and call ``get(profile)``,
+which falls back to the environment variable ``LOCDIFF_PROFILE``, else ``"cpu"``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+__all__ = ["Profile", "CodecStudy", "get", "names", "ENV_VAR", "DEFAULT"]
+
+ENV_VAR = "LOCDIFF_PROFILE"
+DEFAULT = "cpu"
+
+
+@dataclass(frozen=True)
+class CodecStudy:
+    """Sizes of the SHDD-codec study (notebook 01)."""
+
+    map_degrees: tuple[int, ...] = (4, 8, 16, 32, 64)     # one field map per degree
+    width_degrees: tuple[int, ...] = (4, 8, 16, 32, 64, 128)  # peak half-width against L
+    noise_degrees: tuple[int, ...] = (8, 16, 32, 64)      # decoding error under noise, one curve each
+    noise_levels: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
+    noise_points: int = 500                               # random points per (L, noise level)
+    speed_degrees: tuple[int, ...] = (8, 16, 32, 64, 128)
+    speed_points: int = 2000                              # points (encode) and fields/4 (decode) per timing
+    map_resolution_deg: float = 1.0                       # grid step of the field maps
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that scales with the machine. ``device='auto'`` picks CUDA when present."""
+
+    name: str
+    description: str
+    seed: int = 0
+    device: str = "cpu"
+    codec: CodecStudy = field(default_factory=CodecStudy)
+
+
+_PROFILES = {
+    "smoke": Profile(
+        name="smoke",
+        description="minutes on a 2-core CPU: checks that every notebook runs; numbers not meaningful",
+        codec=CodecStudy(
+            map_degrees=(4, 16, 64), width_degrees=(4, 16, 64), noise_degrees=(8, 32),
+            noise_levels=(0.0, 0.5, 1.0), noise_points=50, speed_degrees=(8, 32),
+            speed_points=200, map_resolution_deg=2.0,
+        ),
+    ),
+    "cpu": Profile(
+        name="cpu",
+        description="a 2-core laptop: the whole suite within an hour, numbers good enough to compare methods",
+    ),
+    "gpu": Profile(
+        name="gpu",
+        description="one 80 GB-class accelerator through Accelerate: paper scale",
+        device="auto",
+        codec=CodecStudy(
+            width_degrees=(4, 8, 16, 32, 64, 128, 256), noise_degrees=(8, 16, 32, 64, 128),
+            noise_points=5000, speed_degrees=(8, 16, 32, 64, 128, 256), speed_points=20000,
+            map_resolution_deg=0.5,
+        ),
+    ),
+}
+
+
+def names() -> tuple[str, ...]:
+    """The known profile names."""
+    return tuple(_PROFILES)
+
+
+def get(name: str | None = None, **overrides) -> Profile:
+    """The profile called ``name`` (default: $LOCDIFF_PROFILE, else 'cpu'), with optional overrides."""
+    chosen = name if name not in (None, "") else os.environ.get(ENV_VAR) or DEFAULT
+    if chosen not in _PROFILES:
+        source = "profile" if name not in (None, "") else f"${ENV_VAR}"
+        raise ValueError(f"{source} must be one of {', '.join(_PROFILES)}; got {chosen!r}")
+    return replace(_PROFILES[chosen], **overrides) if overrides else _PROFILES[chosen]
