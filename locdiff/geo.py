@@ -137,6 +137,18 @@ def distance_km(lat1, lon1, lat2, lon2, radius_km: float = EARTH_RADIUS_KM) -> A
     return central_angle(lat1, lon1, lat2, lon2) * radius_km
 
 
+def uniform_points(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n points uniform on the sphere (area-uniform): lat = asin(u), u ~ U(-1, 1); lon ~ U(-180, 180).
+
+    Returns (lat, lon) float64 numpy arrays in degrees; the same seed gives the same points.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative integer; got {n!r}")
+    rng = np.random.default_rng(seed)
+    lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, n)))
+    return lat, wrap_lon(rng.uniform(-180.0, 180.0, n))
+
+
 def _check_distances(d_km) -> Array:
     d = _as_float(d_km, "d_km")
     check_finite(d, "d_km")

@@ -105,6 +105,8 @@ class _Tables:
     sin_idx: torch.Tensor  # [(L+1)²] flat index of a_{l,-m} at position m*(L+1)+l
     valid: torch.Tensor    # [L+1 (m), L+1 (l)] m <= l
     valid_sin: torch.Tensor  # [L+1 (m), L+1 (l)] 0 < m <= l
+    a_flat: torch.Tensor   # [D, 1] a_{l,|m|} per flat entry (0 on the sectoral entries |m| = l)
+    b_flat: torch.Tensor   # [D, 1] -b_{l,|m|} per flat entry (0 where |m| >= l-1)
 
 
 @lru_cache(maxsize=32)
@@ -125,8 +127,14 @@ def _tables(L: int, device: str, dtype: torch.dtype) -> _Tables:
     valid = mm <= ll
     cos_idx = np.where(valid, ll**2 + ll + mm, 0).reshape(-1)
     sin_idx = np.where(valid, ll**2 + ll - mm, 0).reshape(-1)
+    lsf, amf = ls.astype(np.float64), np.abs(ms).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a_flat = np.where(amf < lsf, np.sqrt((4 * lsf**2 - 1) / (lsf**2 - amf**2)), 0.0)
+        b_flat = np.where(amf <= lsf - 2, -np.sqrt(((lsf - 1) ** 2 - amf**2) / (4 * (lsf - 1) ** 2 - 1)), 0.0)
     kw = dict(device=device)
     return _Tables(
+        a_flat=torch.tensor(a_flat[:, None], dtype=dtype, **kw),
+        b_flat=torch.tensor(np.nan_to_num(b_flat)[:, None], dtype=dtype, **kw),
         a=torch.tensor(a, dtype=dtype, **kw), b=torch.tensor(b, dtype=dtype, **kw),
         diag=torch.eye(L + 1, dtype=dtype, **kw), sect=torch.tensor(sect, dtype=dtype, **kw),
         m=torch.arange(L + 1, dtype=dtype, **kw),
@@ -228,7 +236,44 @@ def encode(lat, lon, L: int, dtype: torch.dtype | None = None) -> torch.Tensor:
     work = _device_float64(device)
     lat = torch.as_tensor(lat, device=device).to(work)
     lon = torch.as_tensor(lon, device=device).to(work)
-    return _basis(*_zsphi_from_latlon(lat, lon), L).to(dtype)
+    z, s, phi = _zsphi_from_latlon(lat, lon)
+    if torch.is_grad_enabled() and (lat.requires_grad or lon.requires_grad):
+        return _basis(z, s, phi, L).to(dtype)
+    shape = z.shape
+    return _basis_flat(z.reshape(-1), s.reshape(-1), phi.reshape(-1), L, dtype).reshape(*shape, -1)
+
+
+def _basis_flat(z: torch.Tensor, s: torch.Tensor, phi: torch.Tensor, L: int, dtype: torch.dtype,
+                chunk: int = 2048) -> torch.Tensor:
+    """Y [N, D] for 1-D z, s, phi (float64): the fast, non-differentiable path of ``encode``.
+
+    Because Y_lm = P̄_lm(cos θ) T_m(φ) and T_m does not depend on l, the Legendre recurrence holds
+    for the harmonics themselves: Y_lm = a_lm (cos θ Y_{l-1,m} - b_lm Y_{l-2,m}) for |m| < l, and
+    the sectoral ends are Y_{l,±l} = √2 P̄_ll {sin, cos}(lφ). So each degree's block of 2l+1 entries
+    is three vector operations on the previous two blocks, computed in float64 with the points
+    along the fast axis (chunks of ``chunk`` points), then cast. The result is returned as the
+    transpose of a [D, N] buffer (a strided view; ``.contiguous()`` gives row-major memory).
+    """
+    T = _tables(L, str(z.device), z.dtype)
+    N, D = z.shape[0], (L + 1) ** 2
+    out = torch.empty(D, N, dtype=dtype, device=z.device)
+    m = torch.arange(1, L + 1, dtype=z.dtype, device=z.device)[:, None]
+    for i in range(0, N, chunk):
+        zc, sc, pc = z[None, i:i + chunk], s[None, i:i + chunk], phi[None, i:i + chunk]
+        sect = T.sect[1:, None] * _SQRT2 * sc ** m                       # [L, n] √2 P̄_mm
+        sin_end, cos_end = sect * torch.sin(m * pc), sect * torch.cos(m * pc)
+        W = torch.empty(D, zc.shape[1], dtype=z.dtype, device=z.device)
+        W[0] = T.sect[0]
+        for l in range(1, L + 1):
+            r0, r1, p0, p2 = l * l, (l + 1) ** 2, (l - 1) ** 2, max(l - 2, 0) ** 2
+            W[r0], W[r1 - 1] = sin_end[l - 1], cos_end[l - 1]
+            inner = W[r0 + 1:r1 - 1]
+            torch.mul(W[p0:r0], zc, out=inner)
+            if l >= 2:
+                W[r0 + 2:r1 - 2].addcmul_(W[p2:p0], T.b_flat[r0 + 2:r1 - 2])
+            inner.mul_(T.a_flat[r0 + 1:r1 - 1])
+        out[:, i:i + chunk] = W
+    return out.T
 
 
 # ----------------------------------------------------------------------------- fields
@@ -638,7 +683,8 @@ def density(coeffs, *, method: str = "softmax", temperature: float = 0.1, oversa
 def peak_half_width(L: int) -> float:
     """Closed-form half width at half maximum (radians) of one point's field, for large L.
 
-    Mehler–Heine: Σ_l (2l+1) P_l(cos γ) ≈ (L+1)² · 2 J₁((L+1)γ)/((L+1)γ), which falls to half its
-    peak at (L+1)γ = 1.6163 (the root of 2J₁(x)/x = ½), so γ½ ≈ 1.6163/(L+1).
+    Mehler–Heine: P_l(cos(x/l)) → J₀(x), so Σ_{l≤L} (2l+1) P_l(cos γ) ≈ ∫₀^{L+1} 2t J₀(tγ) dt
+    = (L+1)² · 2 J₁((L+1)γ)/((L+1)γ), which falls to half its peak at (L+1)γ = 2.21509 (the root
+    of 2J₁(x)/x = ½), so γ½ ≈ 2.21509/(L+1).
     """
-    return 1.616340 / (_check_degree(L) + 1)
+    return 2.215089 / (_check_degree(L) + 1)
