@@ -271,7 +271,7 @@ def bench_decode(L: int) -> list[dict]:
     idx = out["dense"].numpy()
     d_med, d_mx = errors_km(lat_grid[idx], lon_grid[idx], lat, lon)
     dense = row("decode", L, "dense basis matmul + argmax", n, t["dense"], "fields/s", med=d_med, mx=d_mx,
-                ratio=1.0, memory_mb=mem_mb, max_abs_diff=b_diff,
+                ratio=1.0, memory_mb=mem_mb, max_abs_diff=b_diff, ref_version=f"torch {torch.__version__}",
                 notes=f"B [{lat_grid.shape[0]}, {(L + 1) ** 2}] float32 built in {t_build:.1f} s (not timed); "
                       f"{chunk} fields per matmul; grid point only, no refinement; best of {ROUNDS} interleaved rounds")
     dec = row("decode", L, "locdiff.shdd.decode(k=1)", n, t["decode"], "fields/s", med=med, mx=mx,
@@ -339,6 +339,10 @@ def main() -> int:
     log(f"SHDD benchmarks: torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}, "
         f"numpy {np.__version__}, scipy {scipy.__version__}, pyshtools {pyshtools.__version__}, "
         f"{platform.machine()} {platform.processor() or ''}".rstrip())
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    if load_start > threads:
+        log(f"note: load average {load_start:.1f} exceeds {threads} cores; other work shares the machine, "
+            "so absolute timings are noisy (the interleaved ratios less so)")
     rows: list[dict] = []
     for L in ENCODE:
         log(f"[encode L={L}]")
@@ -350,6 +354,8 @@ def main() -> int:
     df = pd.DataFrame(rows)
     df["torch_version"] = torch.__version__
     df["threads"] = torch.get_num_threads()
+    df["load_avg_start"] = load_start
+    df["load_avg_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     df["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_csv_atomic(df, OUT_CSV)
 

@@ -224,8 +224,10 @@ def encode(lat, lon, L: int, dtype: torch.dtype | None = None) -> torch.Tensor:
         L: maximum degree (>= 0).
         dtype: output dtype; default the input tensor's floating dtype, else float32.
     Returns:
-        tensor [..., (L+1)²] on the input's device. Computed in float64, differentiable w.r.t.
-        tensor inputs.
+        tensor [..., (L+1)²] on the input's device, computed in float64. Differentiable w.r.t.
+        tensor inputs that require grad (a recurrence kept for autograd); otherwise the fast path
+        of ``_basis_flat`` runs, whose result is a strided view with the points along the fast
+        axis (call ``.contiguous()`` before ``.view`` or saving to disk).
     """
     L = _check_degree(L)
     ref = lat if isinstance(lat, torch.Tensor) else lon if isinstance(lon, torch.Tensor) else None
@@ -244,36 +246,52 @@ def encode(lat, lon, L: int, dtype: torch.dtype | None = None) -> torch.Tensor:
 
 
 def _basis_flat(z: torch.Tensor, s: torch.Tensor, phi: torch.Tensor, L: int, dtype: torch.dtype,
-                chunk: int = 2048) -> torch.Tensor:
+                chunk: int | None = None) -> torch.Tensor:
     """Y [N, D] for 1-D z, s, phi (float64): the fast, non-differentiable path of ``encode``.
 
     Because Y_lm = P̄_lm(cos θ) T_m(φ) and T_m does not depend on l, the Legendre recurrence holds
     for the harmonics themselves: Y_lm = a_lm (cos θ Y_{l-1,m} - b_lm Y_{l-2,m}) for |m| < l, and
     the sectoral ends are Y_{l,±l} = √2 P̄_ll {sin, cos}(lφ). So each degree's block of 2l+1 entries
     is three vector operations on the previous two blocks, computed in float64 with the points
-    along the fast axis (chunks of ``chunk`` points), then cast. The result is returned as the
-    transpose of a [D, N] buffer (a strided view; ``.contiguous()`` gives row-major memory).
+    along the fast axis, in cache-sized chunks (about 2^20 values) spread over torch's CPU threads,
+    then cast. The result is the transpose of a [D, N] buffer: a strided view (``.contiguous()``
+    gives row-major memory).
     """
-    T = _tables(L, str(z.device), z.dtype)
     N, D = z.shape[0], (L + 1) ** 2
     out = torch.empty(D, N, dtype=dtype, device=z.device)
-    m = torch.arange(1, L + 1, dtype=z.dtype, device=z.device)[:, None]
-    for i in range(0, N, chunk):
-        zc, sc, pc = z[None, i:i + chunk], s[None, i:i + chunk], phi[None, i:i + chunk]
-        sect = T.sect[1:, None] * _SQRT2 * sc ** m                       # [L, n] √2 P̄_mm
-        sin_end, cos_end = sect * torch.sin(m * pc), sect * torch.cos(m * pc)
-        W = torch.empty(D, zc.shape[1], dtype=z.dtype, device=z.device)
-        W[0] = T.sect[0]
-        for l in range(1, L + 1):
-            r0, r1, p0, p2 = l * l, (l + 1) ** 2, (l - 1) ** 2, max(l - 2, 0) ** 2
-            W[r0], W[r1 - 1] = sin_end[l - 1], cos_end[l - 1]
-            inner = W[r0 + 1:r1 - 1]
-            torch.mul(W[p0:r0], zc, out=inner)
-            if l >= 2:
-                W[r0 + 2:r1 - 2].addcmul_(W[p2:p0], T.b_flat[r0 + 2:r1 - 2])
-            inner.mul_(T.a_flat[r0 + 1:r1 - 1])
-        out[:, i:i + chunk] = W
+    chunk = chunk or max(256, min(4096, (1 << 20) // D))
+    starts = range(0, N, chunk)
+    workers = torch.get_num_threads() if z.device.type == "cpu" else 1
+    if workers > 1 and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor  # torch kernels release the GIL
+
+        with ThreadPoolExecutor(min(workers, len(starts))) as pool:
+            list(pool.map(lambda i: _basis_block(z, s, phi, L, out, i, chunk), starts))
+    else:
+        for i in starts:
+            _basis_block(z, s, phi, L, out, i, chunk)
     return out.T
+
+
+def _basis_block(z, s, phi, L: int, out: torch.Tensor, i: int, chunk: int) -> None:
+    """Fill out[:, i:i+chunk] with the harmonics of those points (see ``_basis_flat``)."""
+    T = _tables(L, str(z.device), z.dtype)
+    D = (L + 1) ** 2
+    m = torch.arange(1, L + 1, dtype=z.dtype, device=z.device)[:, None]
+    zc, sc, pc = z[None, i:i + chunk], s[None, i:i + chunk], phi[None, i:i + chunk]
+    sect = T.sect[1:, None] * _SQRT2 * sc ** m                           # [L, n] √2 P̄_mm
+    sin_end, cos_end = sect * torch.sin(m * pc), sect * torch.cos(m * pc)
+    W = torch.empty(D, zc.shape[1], dtype=z.dtype, device=z.device)
+    W[0] = T.sect[0]
+    for l in range(1, L + 1):
+        r0, r1, p0, p2 = l * l, (l + 1) ** 2, (l - 1) ** 2, max(l - 2, 0) ** 2
+        W[r0], W[r1 - 1] = sin_end[l - 1], cos_end[l - 1]
+        inner = W[r0 + 1:r1 - 1]
+        torch.mul(W[p0:r0], zc, out=inner)
+        if l >= 2:
+            W[r0 + 2:r1 - 2].addcmul_(W[p2:p0], T.b_flat[r0 + 2:r1 - 2])
+        inner.mul_(T.a_flat[r0 + 1:r1 - 1])
+    out[:, i:i + chunk] = W
 
 
 # ----------------------------------------------------------------------------- fields
