@@ -39,17 +39,17 @@ def _lib(x: Array):
     return torch if isinstance(x, torch.Tensor) else np
 
 
-def check_finite(x: Array, name: str) -> None:
-    """Raise ``ValueError`` naming ``name`` if any entry is NaN or infinite."""
+def check_finite(x: Array, name: str, allowed: str = "") -> None:
+    """Raise ``ValueError`` naming ``name`` (and the ``allowed`` range) if any entry is NaN or inf."""
     bad = ~torch.isfinite(x) if isinstance(x, torch.Tensor) else ~np.isfinite(x)
     if bool(bad.any()):
-        raise ValueError(f"{name} must be finite; got NaN or inf")
+        raise ValueError(f"{name} must be finite{' and ' + allowed if allowed else ''}; got NaN or inf")
 
 
 def validate_lat(lat, name: str = "lat") -> Array:
     """Latitude in degrees, checked to lie in [-90, 90] and be finite; returns it as an array."""
     lat = _as_float(lat, name)
-    check_finite(lat, name)
+    check_finite(lat, name, "lie in [-90, 90] degrees")
     if bool((lat < -90).any()) or bool((lat > 90).any()):
         lo, hi = float(lat.min()), float(lat.max())
         raise ValueError(f"{name} must lie in [-90, 90] degrees; got values in [{lo:g}, {hi:g}]")
@@ -57,15 +57,18 @@ def validate_lat(lat, name: str = "lat") -> Array:
 
 
 def wrap_lon(lon, name: str = "lon") -> Array:
-    """Longitude in degrees wrapped into [-180, 180) (finite values required).
+    """Longitude in degrees wrapped into [-180, 180) (finite values required); 180 maps to -180.
 
-    ``wrap(λ) = ((λ + 180) mod 360) - 180``; 180 maps to -180.
+    Uses the exact floating-point remainder fmod(λ, 360), so longitudes already in range come back
+    unchanged and huge longitudes land on the right meridian.
     """
     lon = _as_float(lon, name)
-    check_finite(lon, name)
-    wrapped = (lon + 180.0) % 360.0 - 180.0
-    # floating-point mod can return exactly 360 - 180 = 180 for tiny negative inputs
-    return wrapped - 360.0 * (wrapped >= 180.0)
+    check_finite(lon, name, "be in degrees (any real value; wrapped into [-180, 180))")
+    xp = _lib(lon)
+    w = xp.fmod(lon, 360.0)                                     # exact, in (-360, 360)
+    w = xp.where(w >= 180.0, w - 360.0, w)
+    w = xp.where(w < -180.0, w + 360.0, w)
+    return xp.where(w >= 180.0, w - 360.0, w)                   # w + 360 may round up to 180
 
 
 def validate_latlon(lat, lon, lat_name: str = "lat", lon_name: str = "lon"):

@@ -72,7 +72,9 @@ def peak_value(L: int) -> float:
 def _as_coeffs(coeffs, name: str = "coeffs") -> tuple[torch.Tensor, int, bool]:
     """Coefficients as a 2-D floating tensor [N, D], the degree L, and whether the input was 1-D."""
     if not isinstance(coeffs, torch.Tensor):
-        coeffs = torch.as_tensor(np.asarray(coeffs, dtype=np.float32))
+        arr = np.asarray(coeffs)
+        keep64 = arr.dtype == np.float64
+        coeffs = torch.as_tensor(arr.astype(np.float64 if keep64 else np.float32, copy=False))
     if not coeffs.is_floating_point():
         coeffs = coeffs.float()
     if coeffs.ndim not in (1, 2):
@@ -391,7 +393,10 @@ class Grid:
         self.weights = ((edges[:-1] - edges[1:]) * (2 * math.pi / nlon)).unsqueeze(1).expand(nlat, nlon)
         m = torch.arange(self.L + 1, device=self.device)
         # irfft(X)[k] = (1/W)(X_0 + 2 Re Σ_m X_m e^{2πimk/W}); φ_k = -π + 2πk/W adds (-1)^m
-        self._phase = (torch.where(m % 2 == 0, 1.0, -1.0) * torch.where(m == 0, 1.0, _SQRT2 / 2) * nlon).to(dtype)
+        sign = 1.0 - 2.0 * (m % 2).to(work)
+        half_root2 = torch.full((self.L + 1,), _SQRT2 / 2, dtype=work, device=self.device)
+        half_root2[0] = 1.0
+        self._phase = (sign * half_root2 * nlon).to(dtype)
 
     @property
     def spacing_rad(self) -> float:

@@ -1,0 +1,51 @@
+"""Independent oracles shared by the tests (plain numpy, written from the textbook formulas).
+
+Nothing here calls ``locdiff``: the tests compare the package against these.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+R_KM = 6371.0
+
+
+def haversine_km(lat1, lon1, lat2, lon2, radius_km: float = R_KM) -> np.ndarray:
+    """Great-circle distance by the haversine formula, float64, degrees in, km out."""
+    p1, l1, p2, l2 = (np.radians(np.asarray(v, dtype=np.float64)) for v in (lat1, lon1, lat2, lon2))
+    h = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin((l2 - l1) / 2) ** 2
+    return 2 * radius_km * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+
+
+def destination(lat, lon, bearing_deg, dist_km, radius_km: float = R_KM):
+    """Destination point at ``dist_km`` along the initial ``bearing_deg`` (clockwise from north).
+
+    lat2 = asin(sin φ1 cos δ + cos φ1 sin δ cos θ),
+    lon2 = λ1 + atan2(sin θ sin δ cos φ1, cos δ - sin φ1 sin φ2);  δ = d / R.
+    """
+    p1, l1, b = np.radians(lat), np.radians(lon), np.radians(bearing_deg)
+    d = np.asarray(dist_km, dtype=np.float64) / radius_km
+    p2 = np.arcsin(np.clip(np.sin(p1) * np.cos(d) + np.cos(p1) * np.sin(d) * np.cos(b), -1, 1))
+    l2 = l1 + np.arctan2(np.sin(b) * np.sin(d) * np.cos(p1), np.cos(d) - np.sin(p1) * np.sin(p2))
+    return np.degrees(p2), (np.degrees(l2) + 180.0) % 360.0 - 180.0
+
+
+def uniform_sphere(n: int, seed: int):
+    """n area-uniform points (lat, lon) in degrees, drawn with numpy alone."""
+    rng = np.random.default_rng(seed)
+    return np.degrees(np.arcsin(rng.uniform(-1, 1, n))), rng.uniform(-180, 180, n)
+
+
+@pytest.fixture(scope="session")
+def haversine():
+    return haversine_km
+
+
+@pytest.fixture(scope="session")
+def dest_point():
+    return destination
+
+
+@pytest.fixture(scope="session")
+def sphere_points():
+    return uniform_sphere
