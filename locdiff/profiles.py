@@ -26,7 +26,7 @@ class CodecStudy:
     width_degrees: tuple[int, ...] = (4, 8, 16, 32, 64, 128)  # peak half-width against L
     noise_degrees: tuple[int, ...] = (8, 16, 32, 64)      # decoding error under noise, one curve each
     noise_levels: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
-    noise_points: int = 500                               # random points per (L, noise level)
+    noise_points: int = 2000                              # random points per (L, noise level)
     speed_degrees: tuple[int, ...] = (8, 16, 32, 64, 128)
     speed_points: int = 2000                              # points (encode) and fields/4 (decode) per timing
     map_resolution_deg: float = 1.0                       # grid step of the field maps

@@ -710,4 +710,8 @@ def peak_half_width(L: int) -> float:
     = (L+1)² · 2 J₁((L+1)γ)/((L+1)γ), which falls to half its peak at (L+1)γ = 2.21509 (the root
     of 2J₁(x)/x = ½), so γ½ ≈ 2.21509/(L+1).
     """
-    return 2.215089 / (_check_degree(L) + 1)
+    return HALF_WIDTH_X / (_check_degree(L) + 1)
+
+
+#: The root x of 2 J₁(x)/x = ½: one point's field falls to half its peak at γ ≈ x/(L+1).
+HALF_WIDTH_X = 2.215089
