@@ -152,6 +152,21 @@ def uniform_points(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return lat, wrap_lon(rng.uniform(-180.0, 180.0, n))
 
 
+def destination(lat, lon, bearing_deg, distance_km, radius_km: float = EARTH_RADIUS_KM):
+    """The point reached from (lat, lon) after ``distance_km`` along the initial bearing
+    ``bearing_deg`` (clockwise from north), on the great circle; numpy, degrees, broadcast.
+
+    lat2 = asin(sin φ cos δ + cos φ sin δ cos β), lon2 = λ + atan2(sin β sin δ cos φ, cos δ - sin φ sin φ2).
+    """
+    lat, lon = validate_latlon(lat, lon)
+    p1, l1 = np.radians(np.asarray(lat, float)), np.radians(np.asarray(lon, float))
+    b = np.radians(np.asarray(bearing_deg, float))
+    d = np.asarray(distance_km, float) / radius_km
+    p2 = np.arcsin(np.clip(np.sin(p1) * np.cos(d) + np.cos(p1) * np.sin(d) * np.cos(b), -1.0, 1.0))
+    l2 = l1 + np.arctan2(np.sin(b) * np.sin(d) * np.cos(p1), np.cos(d) - np.sin(p1) * np.sin(p2))
+    return np.degrees(p2), wrap_lon(np.degrees(l2))
+
+
 def _check_distances(d_km) -> Array:
     d = _as_float(d_km, "d_km")
     check_finite(d, "d_km")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
-__all__ = ["Profile", "CodecStudy", "get", "names", "ENV_VAR", "DEFAULT"]
+__all__ = ["Profile", "CodecStudy", "DataSettings", "EncoderSettings", "get", "names", "ENV_VAR", "DEFAULT"]
 
 ENV_VAR = "LOCDIFF_PROFILE"
 DEFAULT = "cpu"
@@ -33,6 +33,36 @@ class CodecStudy:
 
 
 @dataclass(frozen=True)
+class DataSettings:
+    """The embedded benchmark BlueMarble-Geo (notebook 00, ``locdiff.data``)."""
+
+    n_train: int = 50_000
+    n_val: int = 2_000
+    n_test: int = 2_000            # per test split (iid, uniform, unseen)
+    tile_size: int = 32            # pixels per side
+    footprint_km: float = 300.0    # ground width of a tile
+    alpha: float = 0.5             # place weight = population ** alpha
+    jitter_km: float = 5.0         # std of the Gaussian offset from the place, per axis
+    cell_km: float = 1000.0        # size of the held-out cells
+    holdout_share: float = 0.15    # share of places inside held-out cells
+    min_population: int = 5000     # GeoNames file: places with at least this many inhabitants
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """The frozen image encoder trained contrastively once per profile (``locdiff.encoders``)."""
+
+    widths: tuple[int, ...] = (32, 64, 128)   # channels of the CNN stages
+    embed_dim: int = 256
+    epochs: int = 6
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    temperature: float = 0.07
+    rff_sigmas_km: tuple[float, ...] = (2500.0, 500.0, 100.0)  # location encoder scales
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything that scales with the machine. ``device='auto'`` picks CUDA when present."""
 
@@ -41,6 +71,8 @@ class Profile:
     seed: int = 0
     device: str = "cpu"
     codec: CodecStudy = field(default_factory=CodecStudy)
+    data: DataSettings = field(default_factory=DataSettings)
+    encoder: EncoderSettings = field(default_factory=EncoderSettings)
 
 
 _PROFILES = {
@@ -52,6 +84,8 @@ _PROFILES = {
             noise_levels=(0.0, 0.5, 1.0), noise_points=50, speed_degrees=(8, 32),
             speed_points=200, map_resolution_deg=2.0,
         ),
+        data=DataSettings(n_train=2_000, n_val=300, n_test=300),
+        encoder=EncoderSettings(widths=(16, 32, 64), embed_dim=256, epochs=2, batch_size=128),
     ),
     "cpu": Profile(
         name="cpu",
@@ -66,6 +100,8 @@ _PROFILES = {
             noise_points=5000, speed_degrees=(8, 16, 32, 64, 128, 256), speed_points=20000,
             map_resolution_deg=0.5,
         ),
+        data=DataSettings(n_train=500_000, n_val=10_000, n_test=10_000, min_population=1000),
+        encoder=EncoderSettings(widths=(64, 128, 256), epochs=20, batch_size=1024),
     ),
 }
 
