@@ -167,6 +167,13 @@ def destination(lat, lon, bearing_deg, distance_km, radius_km: float = EARTH_RAD
     return np.degrees(p2), wrap_lon(np.degrees(l2))
 
 
+def mean_location(lat, lon) -> tuple[float, float]:
+    """The normalized mean of the points' unit vectors, as (lat, lon) in degrees."""
+    v = np.asarray(latlon_to_xyz(lat, lon), dtype=np.float64).reshape(-1, 3).mean(0)
+    la, lo = xyz_to_latlon(v / np.linalg.norm(v))
+    return float(la), float(lo)
+
+
 def _check_distances(d_km) -> Array:
     d = _as_float(d_km, "d_km")
     check_finite(d, "d_km")

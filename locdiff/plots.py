@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 __all__ = [
-    "COLORS", "METHOD_COLORS", "use_style", "configure_offline", "world_map", "world_maps", "plot_field",
+    "COLORS", "METHOD_COLORS", "SPLIT_COLORS", "shade_cells", "tile_mosaic", "use_style", "configure_offline", "world_map", "world_maps", "plot_field",
     "plot_points", "savefig", "figures_dir", "repo_root",
 ]
 
@@ -34,6 +34,9 @@ METHOD_COLORS = {
     "Flow matching": "#F0E442",
     "truth": "#000000",
 }
+#: One colour per data split, used by every notebook.
+SPLIT_COLORS = {"train": "#0072B2", "val": "#56B4E9", "test_iid": "#009E73",
+                "test_uniform": "#E69F00", "test_unseen": "#D55E00"}
 #: Colours for things that are not methods.
 COLORS = {"truth": "#000000", "mode": "#D55E00", "sample": "#0072B2", "grid": "#999999"}
 #: A sequence for curves indexed by something other than a method (e.g. one per degree L).
@@ -174,6 +177,31 @@ def plot_points(ax, lat, lon, color=None, marker="o", size=20, label=None, **kwa
 
     return ax.scatter(np.asarray(lon), np.asarray(lat), s=size, c=color, marker=marker, label=label,
                       transform=ccrs.PlateCarree(), zorder=5, **kwargs)
+
+
+def shade_cells(ax, bounds, color="0.5", alpha=0.35, label: str | None = None):
+    """Shade lat/lon rectangles (lat_min, lat_max, lon_min, lon_max) in degrees on a map axis."""
+    import cartopy.crs as ccrs
+    from matplotlib.patches import Rectangle
+
+    for i, (la0, la1, lo0, lo1) in enumerate(bounds):
+        ax.add_patch(Rectangle((lo0, la0), lo1 - lo0, la1 - la0, facecolor=color, edgecolor="none", alpha=alpha,
+                               transform=ccrs.PlateCarree(), zorder=2, label=label if i == 0 else None))
+
+
+def tile_mosaic(tiles, titles=None, ncols: int = 8, size: float = 1.3):
+    """A grid of uint8 tiles [N, 3, S, S] (north up) with optional titles. Returns the figure."""
+    tiles = np.asarray(tiles)
+    n = len(tiles)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, (size + 0.35) * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(tiles[i].transpose(1, 2, 0), interpolation="nearest")
+            if titles is not None:
+                ax.set_title(str(titles[i])[:18], fontsize=7)
+    return fig
 
 
 configure_offline()

@@ -52,9 +52,9 @@ class DataSettings:
 class EncoderSettings:
     """The frozen image encoder trained contrastively once per profile (``locdiff.encoders``)."""
 
-    widths: tuple[int, ...] = (32, 64, 128)   # channels of the CNN stages
+    widths: tuple[int, ...] = (16, 32, 64, 128)   # channels of the CNN stages (stride 2 after the first)
     embed_dim: int = 256
-    epochs: int = 6
+    epochs: int = 8
     batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 1e-4

@@ -37,7 +37,7 @@ from .places import load_places
 from .tiles import TileRenderer
 
 SPLITS = ("train", "val", "test_iid", "test_uniform", "test_unseen")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _FIELDS = ("tiles", "lat", "lon", "country", "continent", "population", "place_id", "place_name")
 
 
@@ -61,6 +61,20 @@ class Split:
     def frame(self) -> pd.DataFrame:
         """The metadata as a DataFrame (no tiles)."""
         return pd.DataFrame({f: getattr(self, f) for f in _FIELDS if f != "tiles"})
+
+
+def summary(splits: dict[str, Split]) -> pd.DataFrame:
+    """Counts, distinct places, median population and continent shares (%) per split."""
+    from .places import CONTINENTS
+
+    rows = []
+    for name, s in splits.items():
+        row = {"split": name, "tiles": len(s), "places": len(np.unique(s.place_id)),
+               "median population": int(np.median(s.population))}
+        for code in ("EU", "AS", "NA", "SA", "AF", "OC"):
+            row[CONTINENTS[code]] = 100.0 * float(np.mean(s.continent == code))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("split")
 
 
 def check_split(name: str) -> str:
@@ -200,6 +214,11 @@ def load(settings: DataSettings, seed: int = 0, splits=SPLITS, progress: bool = 
     splits = [check_split(s) for s in ([splits] if isinstance(splits, str) else splits)]
     problem = _cache_problem(settings, seed)
     manifest, files = _paths(settings, seed)
+    if problem is None:
+        try:
+            return {name: _read(files[name], name) for name in splits}
+        except (OSError, ValueError, KeyError) as err:
+            problem = f"a cached file cannot be read ({err})"
     if problem is not None:
         print(f"BlueMarble-Geo: building the benchmark ({problem}); cache: {manifest.parent}")
         data = build(settings, seed, progress=progress)
@@ -211,11 +230,11 @@ def load(settings: DataSettings, seed: int = 0, splits=SPLITS, progress: bool = 
         meta = {"format": FORMAT_VERSION, "seed": int(seed), "settings": asdict(settings), "sha256": sums}
         _atomic_write(manifest, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
         return {s: data[s] for s in splits}
-    out = {}
-    for name in splits:
-        with np.load(files[name], allow_pickle=False) as z:
-            out[name] = Split(name=name, **{f: z[f] for f in _FIELDS})
-    return out
+
+
+def _read(path: Path, name: str) -> Split:
+    with np.load(path, allow_pickle=False) as z:
+        return Split(name=name, **{f: z[f] for f in _FIELDS})
 
 
 def load_split(name: str, settings: DataSettings, seed: int = 0) -> Split:
