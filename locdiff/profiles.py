@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
-__all__ = ["Profile", "CodecStudy", "DataSettings", "EncoderSettings", "get", "names", "ENV_VAR", "DEFAULT"]
+__all__ = ["Profile", "CodecStudy", "DataSettings", "EncoderSettings", "LocDiffSettings", "get", "names", "ENV_VAR", "DEFAULT"]
 
 ENV_VAR = "LOCDIFF_PROFILE"
 DEFAULT = "cpu"
@@ -63,6 +63,33 @@ class EncoderSettings:
 
 
 @dataclass(frozen=True)
+class LocDiffSettings:
+    """LocDiff itself (notebooks 02-03, ``locdiff.experiment``): model, diffusion, training, sampling."""
+
+    L: int = 16
+    widths: tuple[int, ...] = (512, 256, 128)
+    cond_dim: int = 256
+    w0: float = 1.0
+    dropout: float = 0.3
+    T: int = 1000
+    schedule: str = "cosine"
+    prediction: str = "x0"
+    loss: str = "mse"
+    kl_weight: float = 1.0
+    p_uncond: float = 0.1
+    steps: int = 4000
+    batch_size: int = 256
+    lr: float = 1e-3
+    warmup: int = 200
+    ema_decay: float = 0.999
+    eval_every: int = 500
+    val_images: int = 300          # val tiles used by the periodic validation
+    samples: int = 16              # samples per image at prediction time
+    ddim_steps: int = 50
+    guidance: float = 1.0
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything that scales with the machine. ``device='auto'`` picks CUDA when present."""
 
@@ -73,6 +100,7 @@ class Profile:
     codec: CodecStudy = field(default_factory=CodecStudy)
     data: DataSettings = field(default_factory=DataSettings)
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    locdiff: LocDiffSettings = field(default_factory=LocDiffSettings)
 
 
 _PROFILES = {
@@ -86,6 +114,8 @@ _PROFILES = {
         ),
         data=DataSettings(n_train=2_000, n_val=300, n_test=300),
         encoder=EncoderSettings(widths=(16, 32, 64), embed_dim=256, epochs=2, batch_size=128),
+        locdiff=LocDiffSettings(L=8, widths=(128, 64), cond_dim=128, steps=150, batch_size=128, warmup=20,
+                                eval_every=75, val_images=50, samples=8, ddim_steps=20, ema_decay=0.99),
     ),
     "cpu": Profile(
         name="cpu",
@@ -102,6 +132,8 @@ _PROFILES = {
         ),
         data=DataSettings(n_train=500_000, n_val=10_000, n_test=10_000, min_population=1000),
         encoder=EncoderSettings(widths=(64, 128, 256), epochs=20, batch_size=1024),
+        locdiff=LocDiffSettings(L=32, widths=(2048, 1024, 512, 256), cond_dim=512, steps=100_000,
+                                batch_size=1024, warmup=2000, eval_every=5000, val_images=2000, samples=32),
     ),
 }
 

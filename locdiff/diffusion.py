@@ -1,0 +1,260 @@
+"""Latent diffusion in SHDD space: schedules, the forward process, losses and samplers.
+
+Latent. The SHDD vector of a point, scaled: x0 = √(4π) · Y(x). By the addition theorem
+Σ_i Y_i(x)² = (L+1)²/(4π) for every x, so the scaled entries have mean square exactly 1 for every
+point (``LATENT_SCALE`` = √(4π)); decoding divides the scale away (any positive scale leaves the
+modes unchanged).
+
+Forward process (Ho et al. 2020): q(x_t | x_0) = N(√ᾱ_t x_0, (1 - ᾱ_t) I), t = 0..T-1, with the
+cosine schedule of Nichol & Dhariwal (2021) (default) or the linear one of Ho et al.
+
+The network predicts x0 (default), ε or v = √ᾱ ε - √(1-ᾱ) x0 (Salimans & Ho 2022); every sampler
+turns its output into (x̂0, ε̂).
+
+Losses: "mse" on the prediction target; "shdd_kl": KL(p_{x0} || p_{x̂0}) between the densities on
+the sphere of the target and predicted clean vectors (``shdd.density``, softmax, on a fixed
+equiangular quadrature grid), the paper's latent KL loss in our construction; "mse+kl" their sum
+with weight ``kl_weight`` on the KL term.
+
+Samplers share one interface, ``sample(model, emb, n, generator)``: DDPM ancestral (Ho et al.) and
+DDIM (Song et al. 2021) with ``eta`` and a number of steps; both take a classifier-free guidance
+scale w: pred = pred_uncond + w (pred_cond - pred_uncond) (w = 1: conditional only, w = 0:
+unconditional).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from . import shdd
+
+LATENT_SCALE = math.sqrt(4 * math.pi)
+PREDICTIONS = ("x0", "eps", "v")
+LOSSES = ("mse", "shdd_kl", "mse+kl")
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    T: int = 1000
+    schedule: str = "cosine"        # or "linear"
+    prediction: str = "x0"          # "x0", "eps" or "v"
+    loss: str = "mse"               # "mse", "shdd_kl" or "mse+kl"
+    kl_weight: float = 1.0
+    kl_temperature: float = 0.1     # softmax temperature of shdd.density, relative to the peak
+    p_uncond: float = 0.1           # probability of dropping the condition during training
+
+    def __post_init__(self):
+        if self.T < 2:
+            raise ValueError(f"T must be >= 2 diffusion steps; got {self.T}")
+        if self.schedule not in ("cosine", "linear"):
+            raise ValueError(f"schedule must be 'cosine' or 'linear'; got {self.schedule!r}")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}; got {self.prediction!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}; got {self.loss!r}")
+        if not 0 <= self.p_uncond < 1:
+            raise ValueError(f"p_uncond must lie in [0, 1); got {self.p_uncond}")
+
+
+def alpha_bar(T: int, schedule: str = "cosine") -> torch.Tensor:
+    """ᾱ_t for t = 0..T-1 (float64), decreasing from ≈1 to ≈0.
+
+    cosine: ᾱ(t) = f(t)/f(0), f(t) = cos²(((t+1)/T + s)/(1 + s) · π/2), s = 0.008, with
+    β_t = 1 - ᾱ_t/ᾱ_{t-1} clipped to 0.999; linear: β_t from 1e-4 to 0.02 (scaled by 1000/T).
+    """
+    if schedule == "cosine":
+        s = 0.008
+        steps = torch.arange(T + 1, dtype=torch.float64) / T
+        f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+        betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
+    elif schedule == "linear":
+        scale = 1000.0 / T
+        betas = torch.linspace(scale * 1e-4, scale * 0.02, T, dtype=torch.float64)
+    else:
+        raise ValueError(f"schedule must be 'cosine' or 'linear'; got {schedule!r}")
+    return torch.cumprod(1 - betas, 0)
+
+
+class Diffusion:
+    """The forward process, the training loss and the conversions between prediction targets."""
+
+    def __init__(self, config: DiffusionConfig, L: int):
+        self.config, self.L = config, L
+        self.abar = alpha_bar(config.T, config.schedule).float()
+        self._kl_grid = None
+
+    # ------------------------------------------------------------------ latents
+    @staticmethod
+    def to_latent(lat, lon, L: int) -> torch.Tensor:
+        """x0 = √(4π) Y(lat, lon): [N, (L+1)²] float32."""
+        return LATENT_SCALE * shdd.encode(lat, lon, L).contiguous()
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """x_t = √ᾱ_t x0 + √(1-ᾱ_t) ε."""
+        a = self.abar.to(x0.device)[t][:, None]
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+    def split(self, pred: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor):
+        """(x̂0, ε̂) from the network output for its prediction target."""
+        a = self.abar.to(x_t.device)[t][:, None]
+        sa, s1 = a.sqrt(), (1 - a).sqrt()
+        kind = self.config.prediction
+        if kind == "x0":
+            x0 = pred
+            eps = (x_t - sa * x0) / s1.clamp_min(1e-8)
+        elif kind == "eps":
+            eps = pred
+            x0 = (x_t - s1 * eps) / sa.clamp_min(1e-8)
+        else:  # v = √ᾱ ε - √(1-ᾱ) x0
+            x0 = sa * x_t - s1 * pred
+            eps = s1 * x_t + sa * pred
+        return x0, eps
+
+    def target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        kind = self.config.prediction
+        if kind == "x0":
+            return x0
+        if kind == "eps":
+            return noise
+        a = self.abar.to(x0.device)[t][:, None]
+        return a.sqrt() * noise - (1 - a).sqrt() * x0
+
+    # ------------------------------------------------------------------ losses
+    def shdd_kl(self, x0: torch.Tensor, x0_hat: torch.Tensor) -> torch.Tensor:
+        """Mean over the batch of KL(p_target || p_pred) on the quadrature grid (nats)."""
+        p, G = shdd.density(x0 / LATENT_SCALE, temperature=self.config.kl_temperature)
+        q, _ = shdd.density(x0_hat / LATENT_SCALE, temperature=self.config.kl_temperature)
+        w = G.weights.to(p)
+        return (w * p * (torch.log(p.clamp_min(1e-30)) - torch.log(q.clamp_min(1e-30)))).flatten(1).sum(1).mean()
+
+    def loss(self, model, x0: torch.Tensor, emb: torch.Tensor, generator: torch.Generator | None = None) -> dict:
+        """One training loss on a batch: random t, noise, condition dropout. Returns a dict of terms."""
+        B, dev = x0.shape[0], x0.device
+        t = torch.randint(0, self.config.T, (B,), generator=generator, device="cpu").to(dev)
+        noise = torch.randn(x0.shape, generator=generator, device="cpu").to(dev)
+        drop = (torch.rand(B, generator=generator, device="cpu") < self.config.p_uncond).to(dev)
+        x_t = self.q_sample(x0, t, noise)
+        pred = model(x_t, t, emb, drop_cond=drop)
+        out = {}
+        total = 0.0
+        if self.config.loss in ("mse", "mse+kl"):
+            out["mse"] = F.mse_loss(pred.float(), self.target(x0, noise, t))
+            total = total + out["mse"]
+        if self.config.loss in ("shdd_kl", "mse+kl"):
+            x0_hat, _ = self.split(pred.float(), x_t, t)
+            out["kl"] = self.shdd_kl(x0, x0_hat)
+            total = total + (self.config.kl_weight if self.config.loss == "mse+kl" else 1.0) * out["kl"]
+        out["loss"] = total
+        return out
+
+
+# ---------------------------------------------------------------------- samplers
+def _check_sampling(n: int, steps: int | None, guidance: float) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n (samples per image) must be an integer >= 1; got {n!r}")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
+    if not (math.isfinite(guidance) and guidance >= 0):
+        raise ValueError(f"guidance must be a finite number >= 0 (1 = conditional, 0 = unconditional); got {guidance!r}")
+
+
+def _guided(model, diffusion: Diffusion, x: torch.Tensor, t: torch.Tensor, emb: torch.Tensor, guidance: float):
+    """(x̂0, ε̂) with classifier-free guidance applied to the network output."""
+    if guidance == 1.0:
+        pred = model(x, t, emb)
+    else:
+        both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([emb, emb]),
+                     drop_cond=torch.cat([torch.zeros(len(x), dtype=torch.bool, device=x.device),
+                                          torch.ones(len(x), dtype=torch.bool, device=x.device)]))
+        cond, uncond = both.chunk(2)
+        pred = uncond + guidance * (cond - uncond)
+    return diffusion.split(pred.float(), x, t)
+
+
+class DDIMSampler:
+    """DDIM (Song et al. 2021) on an evenly spaced subsequence of ``steps`` timesteps; eta = 0 is
+    deterministic given the initial noise, eta = 1 matches DDPM's variance."""
+
+    def __init__(self, diffusion: Diffusion, steps: int = 50, eta: float = 0.0, guidance: float = 1.0):
+        _check_sampling(1, steps, guidance)
+        if not 0 <= eta <= 1:
+            raise ValueError(f"eta must lie in [0, 1]; got {eta}")
+        self.diffusion, self.steps, self.eta, self.guidance = diffusion, min(steps, diffusion.config.T), eta, guidance
+
+    @torch.no_grad()
+    def sample(self, model, emb: torch.Tensor, n: int = 16, generator: torch.Generator | None = None,
+               return_trajectory: bool = False):
+        """n latent samples per embedding: [B, n, D] (and the x̂0 trajectory [steps, B, n, D])."""
+        _check_sampling(n, self.steps, self.guidance)
+        d = self.diffusion
+        B, dev = emb.shape[0], emb.device
+        D = (d.L + 1) ** 2
+        e = emb.repeat_interleave(n, 0)
+        x = torch.randn(B * n, D, generator=generator, device="cpu").to(dev)
+        ts = torch.linspace(d.config.T - 1, 0, self.steps).round().long().tolist()
+        abar = d.abar.to(dev)
+        traj = []
+        for i, t in enumerate(ts):
+            tt = torch.full((B * n,), t, dtype=torch.long, device=dev)
+            x0, eps = _guided(model, d, x, tt, e, self.guidance)
+            traj.append(x0.reshape(B, n, D)) if return_trajectory else None
+            a = abar[t]
+            a_prev = abar[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0, device=dev)
+            sigma = self.eta * ((1 - a_prev) / (1 - a) * (1 - a / a_prev)).clamp_min(0).sqrt()
+            x = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp_min(0).sqrt() * eps
+            if self.eta > 0 and i + 1 < len(ts):
+                x = x + sigma * torch.randn(x.shape, generator=generator, device="cpu").to(dev)
+        out = x.reshape(B, n, D)
+        return (out, torch.stack(traj)) if return_trajectory else out
+
+
+class DDPMSampler:
+    """DDPM ancestral sampling (Ho et al. 2020) over all T steps, posterior variance β̃_t."""
+
+    def __init__(self, diffusion: Diffusion, guidance: float = 1.0):
+        _check_sampling(1, None, guidance)
+        self.diffusion, self.guidance = diffusion, guidance
+
+    @torch.no_grad()
+    def sample(self, model, emb: torch.Tensor, n: int = 16, generator: torch.Generator | None = None,
+               return_trajectory: bool = False):
+        _check_sampling(n, None, self.guidance)
+        d = self.diffusion
+        B, dev = emb.shape[0], emb.device
+        D = (d.L + 1) ** 2
+        e = emb.repeat_interleave(n, 0)
+        x = torch.randn(B * n, D, generator=generator, device="cpu").to(dev)
+        abar = d.abar.to(dev)
+        traj = []
+        for t in range(d.config.T - 1, -1, -1):
+            tt = torch.full((B * n,), t, dtype=torch.long, device=dev)
+            x0, _ = _guided(model, d, x, tt, e, self.guidance)
+            traj.append(x0.reshape(B, n, D)) if return_trajectory else None
+            a = abar[t]
+            a_prev = abar[t - 1] if t > 0 else torch.tensor(1.0, device=dev)
+            beta = 1 - a / a_prev
+            mean = (a_prev.sqrt() * beta / (1 - a)) * x0 + ((1 - beta).sqrt() * (1 - a_prev) / (1 - a)) * x
+            if t > 0:
+                var = beta * (1 - a_prev) / (1 - a)
+                x = mean + var.sqrt() * torch.randn(x.shape, generator=generator, device="cpu").to(dev)
+            else:
+                x = mean
+        out = x.reshape(B, n, D)
+        return (out, torch.stack(traj)) if return_trajectory else out
+
+
+def predict(samples: torch.Tensor, k: int = 1):
+    """Point predictions from latent samples [B, n, D].
+
+    Rule (ours): decode the mean of the n sampled vectors and take its highest mode. Averaging
+    vectors averages the deltas' fields, so the highest mode of the mean is the location on which
+    most samples agree (a vote that keeps sub-grid precision). Also decodes every sample.
+    Returns (pred_lat [B, k], pred_lon [B, k], sample_lat [B, n], sample_lon [B, n]), degrees.
+    """
+    B, n, D = samples.shape
+    plat, plon, _ = shdd.decode(samples.mean(1) / LATENT_SCALE, k=k)
+    slat, slon, _ = shdd.decode(samples.reshape(B * n, D) / LATENT_SCALE)
+    return plat, plon, slat.reshape(B, n), slon.reshape(B, n)

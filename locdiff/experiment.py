@@ -1,0 +1,167 @@
+"""LocDiff on the embedded benchmark: build, train, load and predict, for a profile.
+
+The notebooks call these few functions; the pieces live in ``model`` (CS-UNet), ``diffusion``
+(forward process, losses, samplers) and ``train`` (the shared loop).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import encoders, geo
+from .data import load as load_data
+from .diffusion import DDIMSampler, DDPMSampler, Diffusion, DiffusionConfig, predict
+from .model import CSUNet, CSUNetConfig
+from .profiles import LocDiffSettings, Profile
+from .train import TrainConfig, load_weights, read_checkpoint_config, train
+
+
+@dataclass
+class LocDiff:
+    """A trained (or freshly built) LocDiff: the CS-UNet, its diffusion and its settings."""
+
+    model: CSUNet
+    diffusion: Diffusion
+    settings: LocDiffSettings
+
+    def sample(self, emb, n: int | None = None, steps: int | None = None, guidance: float | None = None,
+               eta: float = 0.0, sampler: str = "ddim", seed: int = 0, batch: int = 256,
+               return_trajectory: bool = False):
+        """Latent samples [B, n, D] for embeddings [B, E] (numpy or torch)."""
+        s = self.settings
+        n = s.samples if n is None else n
+        emb = torch.as_tensor(np.asarray(emb, dtype=np.float32))
+        if emb.ndim != 2 or emb.shape[1] != self.model.config.embed_dim:
+            raise ValueError(f"emb must have shape [B, {self.model.config.embed_dim}] (the model's embedding size); "
+                             f"got {tuple(emb.shape)}")
+        g = guidance if guidance is not None else s.guidance
+        if sampler == "ddim":
+            smp = DDIMSampler(self.diffusion, steps if steps is not None else s.ddim_steps, eta, g)
+        elif sampler == "ddpm":
+            smp = DDPMSampler(self.diffusion, g)
+        else:
+            raise ValueError(f"sampler must be 'ddim' or 'ddpm'; got {sampler!r}")
+        self.model.eval()
+        gen = torch.Generator().manual_seed(seed)
+        outs = [smp.sample(self.model, emb[i:i + batch], n, gen, return_trajectory) for i in range(0, len(emb), batch)]
+        if return_trajectory:
+            return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs], 1)
+        return torch.cat(outs)
+
+    def predict(self, emb, **kwargs) -> dict:
+        """Point predictions and decoded samples: dict of numpy arrays lat, lon [B], sample_lat/lon [B, n]."""
+        samples = self.sample(emb, **kwargs)
+        plat, plon, slat, slon = predict(samples)
+        return {"lat": plat[:, 0].numpy(), "lon": plon[:, 0].numpy(),
+                "sample_lat": slat.numpy(), "sample_lon": slon.numpy()}
+
+
+def build(settings: LocDiffSettings, embed_dim: int, seed: int = 0) -> LocDiff:
+    """A freshly initialized LocDiff (seeded)."""
+    torch.manual_seed(seed)
+    cfg = CSUNetConfig(L=settings.L, embed_dim=embed_dim, widths=tuple(settings.widths), cond_dim=settings.cond_dim,
+                       w0=settings.w0, dropout=settings.dropout)
+    dcfg = DiffusionConfig(T=settings.T, schedule=settings.schedule, prediction=settings.prediction,
+                           loss=settings.loss, kl_weight=settings.kl_weight, p_uncond=settings.p_uncond)
+    return LocDiff(CSUNet(cfg), Diffusion(dcfg, settings.L), settings)
+
+
+def checkpoint_dir(profile: Profile, name: str = "locdiff") -> Path:
+    """``<repo>/checkpoints/<profile>/<name>`` (git-ignored)."""
+    from .plots import repo_root
+
+    return repo_root() / "checkpoints" / profile.name / name
+
+
+def evaluate(ld: LocDiff, emb: np.ndarray, lat: np.ndarray, lon: np.ndarray, **kwargs) -> dict:
+    """Accuracy table row (``geo.summarize``) of LocDiff's point predictions."""
+    pred = ld.predict(emb, **kwargs)
+    return geo.summarize(geo.distance_km(lat, lon, pred["lat"], pred["lon"]))
+
+
+def fit(profile: Profile, settings: LocDiffSettings | None = None, out_dir=None, resume: bool = False,
+        reuse: bool = True, progress: bool = True) -> tuple[LocDiff, pd.DataFrame]:
+    """Train LocDiff on the profile's frozen embeddings; returns the EMA model and the training log.
+
+    With ``reuse`` (default), a finished checkpoint of exactly these settings in ``out_dir`` is
+    loaded instead of training again; ``resume`` continues an interrupted run from its checkpoint.
+
+    Validation every ``eval_every`` steps: point predictions for ``val_images`` val tiles
+    (8 samples, 20 DDIM steps), accuracy at 750 and 2500 km and median error.
+    """
+    s = settings or profile.locdiff
+    enc = encoders.load_embeddings(profile.data, profile.encoder, profile.seed, progress=progress)
+    data = load_data(profile.data, profile.seed, ["train", "val"], progress=progress)
+    emb = torch.from_numpy(enc["embeddings"]["train"])
+    x0 = Diffusion.to_latent(data["train"].lat, data["train"].lon, s.L)
+    ld = build(s, emb.shape[1], profile.seed)
+    val_n = min(s.val_images, len(data["val"]))
+    val_emb = enc["embeddings"]["val"][:val_n]
+    val_lat, val_lon = data["val"].lat[:val_n], data["val"].lon[:val_n]
+
+    def loss_fn(model, idx, gen):
+        return ld.diffusion.loss(model, x0[idx], emb[idx], gen)
+
+    def validate(model) -> dict:
+        row = evaluate(LocDiff(model, ld.diffusion, s), val_emb, val_lat, val_lon, n=8, steps=20)
+        return {"acc@750km": row["acc@750km"], "acc@2500km": row["acc@2500km"], "median_km": row["median_km"]}
+
+    cfg = TrainConfig(steps=s.steps, batch_size=s.batch_size, lr=s.lr, warmup=s.warmup, ema_decay=s.ema_decay,
+                      eval_every=s.eval_every, checkpoint_every=max(s.eval_every, s.steps // 4), seed=profile.seed)
+    out = Path(out_dir) if out_dir is not None else checkpoint_dir(profile)
+    model_config = {"csunet": asdict(ld.model.config), "diffusion": asdict(ld.diffusion.config),
+                    "settings": asdict(s), "data": asdict(profile.data), "encoder": asdict(profile.encoder)}
+    if reuse and not resume and (out / "checkpoint" / "config.json").exists() and (out / "log.csv").exists():
+        saved = read_checkpoint_config(out / "checkpoint")
+        if saved["model"] == json_safe(model_config) and saved["step"] == s.steps:
+            print(f"LocDiff: loading the finished run in {out}")
+            load_weights(ld.model, out / "checkpoint", ema=True)
+            ld.model.eval()
+            return ld, pd.read_csv(out / "log.csv")
+    log = train(ld.model, loss_fn, len(x0), cfg, out, json_safe(model_config), validate=validate,
+                resume=resume, progress=progress, desc="training LocDiff")
+    load_weights(ld.model, out / "checkpoint", ema=True)
+    ld.model.eval()
+    return ld, log
+
+
+def json_safe(obj):
+    """Tuples -> lists, recursively, so configs compare equal after a JSON round trip."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def load(path, embed_dim: int | None = None, L: int | None = None) -> LocDiff:
+    """A trained LocDiff from a checkpoint folder (EMA weights). ``embed_dim`` / ``L``, when given,
+    must match the checkpoint's."""
+    path = Path(path)
+    cfg = read_checkpoint_config(path / "checkpoint" if (path / "checkpoint").exists() else path)
+    ckpt = path / "checkpoint" if (path / "checkpoint").exists() else path
+    m = cfg["model"]
+    if embed_dim is not None and embed_dim != m["csunet"]["embed_dim"]:
+        raise ValueError(f"embed_dim {embed_dim} differs from the checkpoint's {m['csunet']['embed_dim']}")
+    if L is not None and L != m["csunet"]["L"]:
+        raise ValueError(f"L = {L} differs from the checkpoint's L = {m['csunet']['L']}")
+    settings = LocDiffSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in m["settings"].items()})
+    ld = build(settings, m["csunet"]["embed_dim"])
+    load_weights(ld.model, ckpt, ema=True)
+    ld.model.eval()
+    return ld
+
+
+def sampling_speed(ld: LocDiff, emb: np.ndarray, n: int = 16, steps: int = 50, repeats: int = 1) -> float:
+    """Images per second for ``n`` samples and ``steps`` DDIM steps each, decoding included."""
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        ld.predict(emb, n=n, steps=steps)
+        best = min(best, time.perf_counter() - t)
+    return len(emb) / best

@@ -1,0 +1,129 @@
+"""CS-UNet: the conditional SIREN UNet that denoises SHDD vectors (LocDiff's backward process).
+
+The paper describes CS-UNet as a conditional SirenNet arranged as a UNet, conditioned on the image
+embedding and the diffusion timestep, with a very high dropout rate. The details below are ours:
+
+    c      = MLP([image embedding, sinusoidal embedding of t])                      (condition)
+    h_0    = Linear(x_t)                                                            (input projection)
+    d_i    = SirenBlock(d_{i-1}, c), narrowing width_0 > width_1 > ...             (kept as skips)
+    m      = SirenBlock(d_last, c)                                                  (bottleneck)
+    u_i    = SirenBlock([u_{i+1}, d_i], c), widening back to width_0                (skip concatenated)
+    out    = Linear(up_last) -> (L+1)²
+
+A SirenBlock is two FiLM-modulated SIREN layers, y = sin(w0 · ((1 + γ(c)) ⊙ (W x + b) + β(c))),
+with SIREN initialization (Sitzmann et al. 2020: W ~ U(±√(6/n)/w0), the block's first layer
+U(±1/n) when it takes raw inputs), dropout after each layer, and a residual connection (a linear
+map when widths differ). γ, β start at zero, so the modulation starts as the identity.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+
+@dataclass(frozen=True)
+class CSUNetConfig:
+    """Sizes of CS-UNet. ``widths`` narrow from the input projection to the bottleneck."""
+
+    L: int = 16
+    embed_dim: int = 256          # image embedding size
+    widths: tuple[int, ...] = (512, 256, 128)
+    cond_dim: int = 256
+    time_dim: int = 128
+    w0: float = 1.0               # SIREN frequency (first-layer scale of the sine)
+    dropout: float = 0.3
+
+    @property
+    def dim(self) -> int:
+        return (self.L + 1) ** 2
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """Sinusoidal embedding of integer timesteps t [B] -> [B, dim] (Vaswani et al. 2017)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], -1)
+
+
+class FiLMSiren(nn.Module):
+    """y = sin(w0 · ((1 + γ(c)) ⊙ (W x + b) + β(c))), SIREN-initialized."""
+
+    def __init__(self, d_in: int, d_out: int, cond_dim: int, w0: float, first: bool = False):
+        super().__init__()
+        self.w0 = w0
+        self.linear = nn.Linear(d_in, d_out)
+        bound = 1.0 / d_in if first else math.sqrt(6.0 / d_in) / w0
+        nn.init.uniform_(self.linear.weight, -bound, bound)
+        nn.init.uniform_(self.linear.bias, -bound, bound)
+        self.film = nn.Linear(cond_dim, 2 * d_out)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.film(c).chunk(2, -1)
+        return torch.sin(self.w0 * ((1 + gamma) * self.linear(x) + beta))
+
+
+class SirenBlock(nn.Module):
+    """Two FiLM-SIREN layers with dropout and a residual connection."""
+
+    def __init__(self, d_in: int, d_out: int, cond_dim: int, w0: float, dropout: float):
+        super().__init__()
+        self.l1 = FiLMSiren(d_in, d_out, cond_dim, w0)
+        self.l2 = FiLMSiren(d_out, d_out, cond_dim, w0)
+        self.drop = nn.Dropout(dropout)
+        self.skip = nn.Identity() if d_in == d_out else nn.Linear(d_in, d_out)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        h = self.drop(self.l1(x, c))
+        h = self.drop(self.l2(h, c))
+        return self.skip(x) + h
+
+
+class CSUNet(nn.Module):
+    """Predicts x0, ε or v (see ``diffusion``) from x_t [B, D], t [B] and embeddings [B, E]."""
+
+    def __init__(self, config: CSUNetConfig):
+        super().__init__()
+        self.config = cfg = config
+        if len(cfg.widths) < 2:
+            raise ValueError(f"widths must have at least two entries (input width, bottleneck); got {cfg.widths}")
+        self.cond = nn.Sequential(nn.Linear(cfg.embed_dim + cfg.time_dim, cfg.cond_dim), nn.SiLU(),
+                                  nn.Linear(cfg.cond_dim, cfg.cond_dim), nn.SiLU())
+        self.null_embedding = nn.Parameter(torch.zeros(cfg.embed_dim))   # the "no image" condition
+        self.inp = FiLMSiren(cfg.dim, cfg.widths[0], cfg.cond_dim, cfg.w0, first=True)
+        w = cfg.widths
+        self.down = nn.ModuleList(SirenBlock(w[i], w[i + 1], cfg.cond_dim, cfg.w0, cfg.dropout)
+                                  for i in range(len(w) - 1))
+        self.mid = SirenBlock(w[-1], w[-1], cfg.cond_dim, cfg.w0, cfg.dropout)
+        self.up = nn.ModuleList(SirenBlock(2 * w[i + 1], w[i], cfg.cond_dim, cfg.w0, cfg.dropout)
+                                for i in reversed(range(len(w) - 1)))
+        self.out = nn.Linear(w[0], cfg.dim)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, emb: torch.Tensor | None,
+                drop_cond: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, D], t [B] int, emb [B, E] or None (unconditional); drop_cond [B] bool replaces
+        the embedding of the marked rows by the learned null embedding (classifier-free guidance)."""
+        B = x.shape[0]
+        null = self.null_embedding.expand(B, -1)
+        if emb is None:
+            emb = null
+        elif drop_cond is not None:
+            emb = torch.where(drop_cond[:, None], null, emb)
+        c = self.cond(torch.cat([emb, timestep_embedding(t, self.config.time_dim)], -1))
+        h = self.inp(x, c)
+        skips = []
+        for block in self.down:
+            h = block(h, c)
+            skips.append(h)                      # widths w1, ..., w_last
+        h = self.mid(h, c)
+        for block in self.up:                    # deepest first: concatenate the matching skip
+            h = block(torch.cat([h, skips.pop()], -1), c)
+        return self.out(h)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
