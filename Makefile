@@ -46,6 +46,7 @@ lab: $(STAMP)  ## JupyterLab on the notebooks
 bench: $(STAMP)  ## speed benchmarks; ratios printed, CSVs under data/results/
 	$(BIN)/python benchmarks/bench_shdd.py
 	$(BIN)/python benchmarks/bench_data.py
+	$(BIN)/python benchmarks/bench_locdiff.py
 
 clean:  ## remove executed notebooks, caches and smoke figures (keeps .venv, committed figures and results)
 	rm -rf build data/cache figures/smoke .pytest_cache

@@ -115,7 +115,7 @@ def fit(profile: Profile, settings: LocDiffSettings | None = None, out_dir=None,
                       eval_every=s.eval_every, checkpoint_every=max(s.eval_every, s.steps // 4), seed=profile.seed)
     out = Path(out_dir) if out_dir is not None else checkpoint_dir(profile)
     model_config = {"csunet": asdict(ld.model.config), "diffusion": asdict(ld.diffusion.config),
-                    "settings": asdict(s), "data": asdict(profile.data), "encoder": asdict(profile.encoder)}
+                    "settings": training_settings(s), "data": asdict(profile.data), "encoder": asdict(profile.encoder)}
     if reuse and not resume and (out / "checkpoint" / "config.json").exists() and (out / "log.csv").exists():
         saved = read_checkpoint_config(out / "checkpoint")
         if saved["model"] == json_safe(model_config) and saved["step"] == s.steps:
@@ -128,6 +128,14 @@ def fit(profile: Profile, settings: LocDiffSettings | None = None, out_dir=None,
     load_weights(ld.model, out / "checkpoint", ema=True)
     ld.model.eval()
     return ld, log
+
+
+SAMPLING_FIELDS = ("samples", "ddim_steps", "guidance")
+
+
+def training_settings(s: LocDiffSettings) -> dict:
+    """The settings that determine the trained weights (sampling-time knobs left out)."""
+    return {k: v for k, v in asdict(s).items() if k not in SAMPLING_FIELDS}
 
 
 def json_safe(obj):

@@ -85,7 +85,7 @@ class LocDiffSettings:
     eval_every: int = 500
     val_images: int = 300          # val tiles used by the periodic validation
     samples: int = 16              # samples per image at prediction time
-    ddim_steps: int = 50
+    ddim_steps: int = 25
     guidance: float = 1.0
 
 
@@ -133,7 +133,7 @@ _PROFILES = {
         data=DataSettings(n_train=500_000, n_val=10_000, n_test=10_000, min_population=1000),
         encoder=EncoderSettings(widths=(64, 128, 256), epochs=20, batch_size=1024),
         locdiff=LocDiffSettings(L=32, widths=(2048, 1024, 512, 256), cond_dim=512, steps=100_000,
-                                batch_size=1024, warmup=2000, eval_every=5000, val_images=2000, samples=32),
+                                batch_size=1024, warmup=2000, eval_every=5000, val_images=2000, samples=32, ddim_steps=50),
     ),
 }
 
