@@ -5,7 +5,7 @@ methods in the paper consume the same frozen CLIP backbone; the comparison is ab
 head. The encoder is trained once per profile on ``train`` with a GeoCLIP/SatCLIP-style symmetric
 InfoNCE objective between
 
-- ``TileCNN``: a ResNet-style CNN for 32 x 32 tiles (about 0.7 M parameters at the cpu widths), and
+- ``TileCNN``: a ResNet-style CNN for 32 x 32 tiles (340,560 parameters at the cpu widths), and
 - ``RFFLocationEncoder``: a multi-scale random-Fourier-feature encoder of the unit vector (not
   spherical harmonics, so that it favours no method), one small MLP per scale, summed;
 
@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import geo
+from .io import atomic_write, sha256
 from .profiles import DataSettings, EncoderSettings
 
 FORMAT_VERSION = 1
@@ -243,24 +242,8 @@ def _key(data_settings: DataSettings, settings: EncoderSettings, seed: int) -> s
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_embeddings(data_settings: DataSettings, settings: EncoderSettings, seed: int = 0,
@@ -288,7 +271,7 @@ def load_embeddings(data_settings: DataSettings, settings: EncoderSettings, seed
         for p in (weights, emb_path):
             if not p.exists():
                 problem = f"{p.name} is missing"
-            elif _sha256(p) != meta["sha256"].get(p.name):
+            elif sha256(p) != meta["sha256"].get(p.name):
                 problem = f"{p.name} does not match its checksum (truncated or altered)"
     if problem is None:
         cnn = TileCNN(tuple(meta["config"]["widths"]), meta["config"]["embed_dim"])
@@ -302,10 +285,10 @@ def load_embeddings(data_settings: DataSettings, settings: EncoderSettings, seed
     cnn, history = train_encoder(data["train"].tiles, data["train"].lat, data["train"].lon,
                                  data["val"].tiles, data["val"].lat, data["val"].lon, settings, seed, progress)
     emb = {s: embed(cnn, data[s].tiles, progress=progress) for s in SPLITS}
-    _atomic(weights, lambda tmp: save_file({k: v.contiguous() for k, v in cnn.state_dict().items()}, tmp))
-    _atomic(emb_path, lambda tmp: np.savez(open(tmp, "wb"), **emb))
+    atomic_write(weights, lambda tmp: save_file({k: v.contiguous() for k, v in cnn.state_dict().items()}, tmp))
+    atomic_write(emb_path, lambda tmp: np.savez(open(tmp, "wb"), **emb))
     meta = {"format": FORMAT_VERSION, "config": asdict(settings), "data": asdict(data_settings), "seed": seed,
             "history": history.to_dict("records"),
-            "sha256": {weights.name: _sha256(weights), emb_path.name: _sha256(emb_path)}}
-    _atomic(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
+            "sha256": {weights.name: sha256(weights), emb_path.name: sha256(emb_path)}}
+    atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
     return {"embeddings": emb, "history": history, "encoder": cnn}

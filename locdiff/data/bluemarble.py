@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .. import geo
+from ..io import atomic_write, sha256
 from ..profiles import DataSettings
 from .cells import CellGrid
 from .places import load_places
@@ -166,24 +166,8 @@ def build(settings: DataSettings, seed: int, progress: bool = True) -> dict[str,
     return out
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _paths(settings: DataSettings, seed: int) -> tuple[Path, dict[str, Path]]:
@@ -204,7 +188,7 @@ def _cache_problem(settings: DataSettings, seed: int) -> str | None:
     for name, path in files.items():
         if not path.exists():
             return f"{path.name} is missing"
-        if _sha256(path) != sums.get(name):
+        if sha256(path) != sums.get(name):
             return f"{path.name} does not match its checksum (truncated or altered)"
     return None
 
@@ -225,10 +209,10 @@ def load(settings: DataSettings, seed: int = 0, splits=SPLITS, progress: bool = 
         sums = {}
         for name, split in data.items():
             arrays = {f: getattr(split, f) for f in _FIELDS}
-            _atomic_write(files[name], lambda tmp: np.savez_compressed(open(tmp, "wb"), **arrays))
-            sums[name] = _sha256(files[name])
+            atomic_write(files[name], lambda tmp: np.savez_compressed(open(tmp, "wb"), **arrays))
+            sums[name] = sha256(files[name])
         meta = {"format": FORMAT_VERSION, "seed": int(seed), "settings": asdict(settings), "sha256": sums}
-        _atomic_write(manifest, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
+        atomic_write(manifest, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
         return {s: data[s] for s in splits}
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import numbers
 from functools import lru_cache
 from pathlib import Path
 
@@ -78,7 +79,8 @@ class TileRenderer:
     def __init__(self, size: int = 32, footprint_km: float = 300.0, batch: int = 2048):
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
             raise ValueError(f"size must be an integer >= 8 (tile side in pixels); got {size!r}")
-        if not (isinstance(footprint_km, (int, float)) and math.isfinite(footprint_km) and footprint_km > 0):
+        if isinstance(footprint_km, bool) or not isinstance(footprint_km, numbers.Real) or not (
+                math.isfinite(footprint_km) and footprint_km > 0):
             raise ValueError(f"footprint_km must be a positive number of km (tile width on the ground); got {footprint_km!r}")
         if footprint_km > 5000:
             raise ValueError(f"footprint_km must be at most 5000 km for a local projection; got {footprint_km!r}")
