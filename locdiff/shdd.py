@@ -172,8 +172,7 @@ def _legendre_sums(z: torch.Tensor, s: torch.Tensor, a: torch.Tensor, L: int):
     accumulated degree by degree inside the recurrence (orders m <= l only; not differentiable).
     """
     T = _tables(L, str(z.device), z.dtype)
-    ac, as_ = _split_orders(a.to(z.dtype), L)                         # [n, m, l]
-    w = torch.stack([ac, as_]).permute(3, 0, 1, 2).unsqueeze(3)       # [l, 2, n, 1, m]
+    w = a if a.ndim == 5 else _order_weights(a.to(z.dtype), L)        # [l, 2, n, 1, m]
     sect = T.sect * s.unsqueeze(-1) ** T.m                            # [n, k, m]
     z = z.unsqueeze(-1)
     g = torch.zeros((2,) + sect.shape, dtype=sect.dtype, device=sect.device)
@@ -189,6 +188,15 @@ def _legendre_sums(z: torch.Tensor, s: torch.Tensor, a: torch.Tensor, L: int):
         g[..., :l + 1].addcmul_(w[l, ..., :l + 1], cur)
         prev2, prev = prev, cur
     return g[0], g[1]
+
+
+def _order_weights(a: torch.Tensor, L: int) -> torch.Tensor:
+    """Coefficients [n, D] rearranged for ``_legendre_sums``: [l, 2 (cos, sin), n, 1, m].
+
+    The refinement computes this once per call and passes it instead of the coefficients.
+    """
+    ac, as_ = _split_orders(a, L)                                     # [n, m, l]
+    return torch.stack([ac, as_]).permute(3, 0, 1, 2).unsqueeze(3).contiguous()
 
 
 def _cos_sin_sum(gc: torch.Tensor, gs: torch.Tensor) -> torch.Tensor:
@@ -508,10 +516,11 @@ def _stencil(a: torch.Tensor, p: torch.Tensor, h: torch.Tensor, L: int):
     lat = torch.atan2(z, s)
     polar = lat.abs() > math.radians(_POLAR_CAP_DEG)
     f = torch.empty(p.shape[0], 9, dtype=p.dtype, device=p.device)
+    rows = (lambda m: a[:, :, m]) if a.ndim == 5 else (lambda m: a[m])     # order weights or coefficients
     if (~polar).any():
-        f[~polar] = _stencil_latlon(a[~polar], lat[~polar], lon[~polar], h[~polar], L)
+        f[~polar] = _stencil_latlon(rows(~polar), lat[~polar], lon[~polar], h[~polar], L)
     if polar.any():
-        f[polar] = _stencil_tangent(a[polar], p[polar], h[polar], L)
+        f[polar] = _stencil_tangent(rows(polar), p[polar], h[polar], L)
     return f, polar
 
 
@@ -527,6 +536,7 @@ def _refine(a: torch.Tensor, p: torch.Tensor, L: int, step0: float, iters: int =
     Returns refined unit vectors [N, 3] and field values [N].
     """
     N = p.shape[0]
+    a = _order_weights(a.to(p.dtype), L)              # rearranged once for every stencil below
     radius = torch.full((N,), step0, dtype=p.dtype, device=p.device)
     h = radius / 4
     f, polar = _stencil(a, p, h, L)
