@@ -25,6 +25,7 @@ import pandas as pd
 import scipy.ndimage
 import torch
 
+from locdiff.io import atomic_write
 from locdiff import geo, profiles
 from locdiff.data import bluemarble, tiles
 
@@ -84,10 +85,7 @@ def main() -> None:
     df["torch_version"], df["threads"] = torch.__version__, torch.get_num_threads()
     df["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=OUT.parent, suffix=".tmp")
-    os.close(fd)
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, OUT)
+    atomic_write(OUT, lambda tmp: df.to_csv(tmp, index=False))
     print(f"wrote {OUT.relative_to(ROOT)}")
 
 

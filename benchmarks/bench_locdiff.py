@@ -11,8 +11,6 @@ Random weights and embeddings suffice for speed. Writes ``data/results/bench_loc
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from locdiff.io import atomic_write
 from locdiff import experiment, geo, profiles
 from locdiff.diffusion import Diffusion
 
@@ -95,10 +94,7 @@ def main():
     df["batch_size"], df["L"], df["threads"] = s.batch_size, s.L, torch.get_num_threads()
     df["torch_version"], df["date"] = torch.__version__, datetime.now(timezone.utc).isoformat(timespec="seconds")
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=OUT.parent, suffix=".tmp")
-    os.close(fd)
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, OUT)
+    atomic_write(OUT, lambda tmp: df.to_csv(tmp, index=False))
     print(f"wrote {OUT.relative_to(ROOT)}")
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +26,8 @@ from typing import Callable
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
+
+from .io import atomic_write
 
 CHECKPOINT_FORMAT = 1
 
@@ -224,6 +225,4 @@ def _clone_for_eval(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def _write_log(rows: list, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    pd.DataFrame(rows).to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: pd.DataFrame(rows).to_csv(tmp, index=False))
