@@ -276,20 +276,20 @@ def _basis_flat(z: torch.Tensor, s: torch.Tensor, phi: torch.Tensor, L: int, dty
     N, D = z.shape[0], (L + 1) ** 2
     out = torch.empty(D, N, dtype=dtype, device=z.device)
     chunk = chunk or (2048 if z.device.type == "cpu" else 1 << 16)
+    work = torch.empty(D, min(chunk, N), dtype=z.dtype, device=z.device)   # reused by every chunk
     for i in range(0, N, chunk):
-        _basis_block(z, s, phi, L, out, i, chunk)
+        _basis_block(z, s, phi, L, out, i, chunk, work)
     return out.T
 
 
-def _basis_block(z, s, phi, L: int, out: torch.Tensor, i: int, chunk: int) -> None:
+def _basis_block(z, s, phi, L: int, out: torch.Tensor, i: int, chunk: int, work: torch.Tensor) -> None:
     """Fill out[:, i:i+chunk] with the harmonics of those points (see ``_basis_flat``)."""
     T = _tables(L, str(z.device), z.dtype)
-    D = (L + 1) ** 2
     m = torch.arange(1, L + 1, dtype=z.dtype, device=z.device)[:, None]
     zc, sc, pc = z[None, i:i + chunk], s[None, i:i + chunk], phi[None, i:i + chunk]
     sect = T.sect[1:, None] * _SQRT2 * sc ** m                           # [L, n] √2 P̄_mm
     sin_end, cos_end = sect * torch.sin(m * pc), sect * torch.cos(m * pc)
-    W = torch.empty(D, zc.shape[1], dtype=z.dtype, device=z.device)
+    W = work[:, :zc.shape[1]]
     W[0] = T.sect[0]
     for l in range(1, L + 1):
         r0, r1, p0, p2 = l * l, (l + 1) ** 2, (l - 1) ** 2, max(l - 2, 0) ** 2
@@ -409,13 +409,18 @@ class Grid:
         """Latitude spacing of the grid in radians."""
         return math.pi / self.nlat
 
-    def synthesize(self, coeffs: torch.Tensor) -> torch.Tensor:
-        """Field of coeffs [N, (L+1)²] on the grid: [N, H, W] in the grid's dtype; differentiable."""
+    def synthesize(self, coeffs: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Field of coeffs [N, (L+1)²] on the grid: [N, H, W] in the grid's dtype; differentiable.
+
+        ``out`` (optional, [N, H, W]) receives the result without a new allocation (no autograd).
+        """
         L = degree_of(coeffs.shape[-1])
         if L != self.L:
             raise ValueError(f"coeffs must have degree L = {self.L} for this grid; got L = {L}")
         gc, gs = _order_sums(coeffs.to(self.device), self.P, L)
         spec = (torch.complex(gc, -gs) * self._phase).contiguous()
+        if out is not None:
+            return torch.fft.irfft(spec, n=self.nlon, dim=-1, out=out)
         return torch.fft.irfft(spec, n=self.nlon, dim=-1)
 
 
@@ -627,10 +632,11 @@ def decode(coeffs, k: int = 1, *, taper: str | None = "gauss", taper_width: floa
     G = grid(L, oversample, device=device)
     lat_g, lon_g = G.lat.to(work), G.lon.to(work)
     lats, lons, vals = [], [], []
+    buffer = torch.empty(min(chunk, coeffs.shape[0]), G.nlat, G.nlon, device=device)  # reused grid
     for i in range(0, coeffs.shape[0], chunk):
         a = coeffs[i:i + chunk].detach().to(work) * w
         with torch.no_grad():
-            f = G.synthesize(a.to(torch.float32))                          # [n, H, W]
+            f = G.synthesize(a.to(torch.float32), out=buffer[:a.shape[0]])  # [n, H, W]
             if k == 1:                                # row maxima first: faster than a flat argmax
                 row = f.amax(2).argmax(1)
                 col = f[torch.arange(f.shape[0], device=device), row].argmax(1)
