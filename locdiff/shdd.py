@@ -270,36 +270,44 @@ def _basis_flat(z: torch.Tensor, s: torch.Tensor, phi: torch.Tensor, L: int, dty
     for the harmonics themselves: Y_lm = a_lm (cos θ Y_{l-1,m} - b_lm Y_{l-2,m}) for |m| < l, and
     the sectoral ends are Y_{l,±l} = √2 P̄_ll {sin, cos}(lφ). So each degree's block of 2l+1 entries
     is three vector operations on the previous two blocks, computed in float64 with the points
-    along the fast axis, in chunks of points (2048 on CPU, the fastest measured), then cast. The result is the transpose of a [D, N] buffer: a strided view (``.contiguous()``
+    along the fast axis, in chunks of points (2048 on CPU, the fastest measured), and cast into
+    the output as soon as it is done. The result is the transpose of a [D, N] buffer: a strided view (``.contiguous()``
     gives row-major memory).
     """
     N, D = z.shape[0], (L + 1) ** 2
     out = torch.empty(D, N, dtype=dtype, device=z.device)
     chunk = chunk or (2048 if z.device.type == "cpu" else 1 << 16)
-    work = torch.empty(D, min(chunk, N), dtype=z.dtype, device=z.device)   # reused by every chunk
+    n = min(chunk, N)
+    ring = [torch.empty(2 * L + 1, n, dtype=z.dtype, device=z.device) for _ in range(3)]  # degrees l-2, l-1, l
     for i in range(0, N, chunk):
-        _basis_block(z, s, phi, L, out, i, chunk, work)
+        _basis_block(z, s, phi, L, out, i, chunk, ring)
     return out.T
 
 
-def _basis_block(z, s, phi, L: int, out: torch.Tensor, i: int, chunk: int, work: torch.Tensor) -> None:
-    """Fill out[:, i:i+chunk] with the harmonics of those points (see ``_basis_flat``)."""
+def _basis_block(z, s, phi, L: int, out: torch.Tensor, i: int, chunk: int, ring: list) -> None:
+    """Fill out[:, i:i+chunk] with the harmonics of those points (see ``_basis_flat``).
+
+    Only the blocks of degrees l-2, l-1 and l are kept in float64 (a ring of three small buffers
+    that stay in cache); each finished block is cast straight into ``out``.
+    """
     T = _tables(L, str(z.device), z.dtype)
     m = torch.arange(1, L + 1, dtype=z.dtype, device=z.device)[:, None]
     zc, sc, pc = z[None, i:i + chunk], s[None, i:i + chunk], phi[None, i:i + chunk]
+    n = zc.shape[1]
     sect = T.sect[1:, None] * _SQRT2 * sc ** m                           # [L, n] √2 P̄_mm
     sin_end, cos_end = sect * torch.sin(m * pc), sect * torch.cos(m * pc)
-    W = work[:, :zc.shape[1]]
-    W[0] = T.sect[0]
+    out[0, i:i + n] = T.sect[0]
+    ring[0][0, :n] = T.sect[0]
     for l in range(1, L + 1):
-        r0, r1, p0, p2 = l * l, (l + 1) ** 2, (l - 1) ** 2, max(l - 2, 0) ** 2
-        W[r0], W[r1 - 1] = sin_end[l - 1], cos_end[l - 1]
-        inner = W[r0 + 1:r1 - 1]
-        torch.mul(W[p0:r0], zc, out=inner)
+        r0, r1 = l * l, (l + 1) ** 2
+        cur, prev, prev2 = ring[l % 3][:2 * l + 1, :n], ring[(l - 1) % 3][:2 * l - 1, :n], ring[(l - 2) % 3]
+        cur[0], cur[2 * l] = sin_end[l - 1], cos_end[l - 1]
+        inner = cur[1:2 * l]
+        torch.mul(prev, zc, out=inner)
         if l >= 2:
-            W[r0 + 2:r1 - 2].addcmul_(W[p2:p0], T.b_flat[r0 + 2:r1 - 2])
+            cur[2:2 * l - 1].addcmul_(prev2[:2 * l - 3, :n], T.b_flat[r0 + 2:r1 - 2])
         inner.mul_(T.a_flat[r0 + 1:r1 - 1])
-    out[:, i:i + chunk] = W
+        out[r0:r1, i:i + n] = cur
 
 
 # ----------------------------------------------------------------------------- fields
