@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 R_KM = 6371.0
 
@@ -49,3 +50,19 @@ def dest_point():
 @pytest.fixture(scope="session")
 def sphere_points():
     return uniform_sphere
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread: small tensors gain nothing from more, and a busy machine makes threads spin."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """Never touch <repo>/data/cache: every test gets its own cache folder."""
+    monkeypatch.setenv("LOCDIFF_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"

@@ -17,7 +17,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from conftest import R_KM, destination, haversine_km, uniform_sphere
 
 from locdiff import data as D
@@ -28,19 +27,7 @@ SEED = 0
 
 
 # --------------------------------------------------------------------------- fixtures
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: small tensors gain nothing from more, and a busy machine makes threads spin."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    """Never touch <repo>/data/cache: every test gets its own cache folder."""
-    monkeypatch.setenv("LOCDIFF_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "private_cache")
 
 
 @pytest.fixture(scope="module")

@@ -20,18 +20,7 @@ from locdiff import profiles
 EXPECTED_HISTORY = ["epoch", "train_loss", "val_loss", "val_recall_at_1"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: small tensors gain nothing from more, and a busy machine makes threads spin."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LOCDIFF_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "private_cache")
 
 
 @pytest.fixture(scope="module")
