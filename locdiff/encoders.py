@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import geo
-from .io import atomic_write, sha256
+from .io import atomic_write, cache_problem, sha256
 from .profiles import DataSettings, EncoderSettings
 
 FORMAT_VERSION = 1
@@ -263,16 +263,8 @@ def load_embeddings(data_settings: DataSettings, settings: EncoderSettings, seed
     key = _key(data_settings, settings, seed)
     d = cache_dir()
     weights, meta_path, emb_path = d / f"encoder-{key}.safetensors", d / f"encoder-{key}.json", d / f"encoder-{key}-emb.npz"
-    problem = None
-    if not meta_path.exists():
-        problem = "no trained encoder for these settings"
-    else:
-        meta = json.loads(meta_path.read_text())
-        for p in (weights, emb_path):
-            if not p.exists():
-                problem = f"{p.name} is missing"
-            elif sha256(p) != meta["sha256"].get(p.name):
-                problem = f"{p.name} does not match its checksum (truncated or altered)"
+    problem, meta = cache_problem(meta_path, {p.name: p for p in (weights, emb_path)},
+                                  "no trained encoder for these settings")
     if problem is None:
         cnn = TileCNN(tuple(meta["config"]["widths"]), meta["config"]["embed_dim"])
         cnn.load_state_dict(load_file(str(weights)))

@@ -151,9 +151,8 @@ def load(path, embed_dim: int | None = None, L: int | None = None) -> LocDiff:
     """A trained LocDiff from a checkpoint folder (EMA weights). ``embed_dim`` / ``L``, when given,
     must match the checkpoint's."""
     path = Path(path)
-    cfg = read_checkpoint_config(path / "checkpoint" if (path / "checkpoint").exists() else path)
     ckpt = path / "checkpoint" if (path / "checkpoint").exists() else path
-    m = cfg["model"]
+    m = read_checkpoint_config(ckpt)["model"]
     if embed_dim is not None and embed_dim != m["csunet"]["embed_dim"]:
         raise ValueError(f"embed_dim {embed_dim} differs from the checkpoint's {m['csunet']['embed_dim']}")
     if L is not None and L != m["csunet"]["L"]:

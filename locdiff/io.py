@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -32,3 +33,26 @@ def atomic_write(path, write: Callable[[str], None]) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def cache_problem(manifest, files: dict, missing: str) -> tuple[str | None, dict]:
+    """Why cached ``files`` cannot be used, checked against the SHA-256 sums in a JSON ``manifest``.
+
+    ``files`` maps each key of ``manifest["sha256"]`` to its path. Returns (reason or None when
+    every file is present and intact, the manifest's contents); ``missing`` is the reason given
+    when there is no manifest at all.
+    """
+    manifest = Path(manifest)
+    if not manifest.exists():
+        return missing, {}
+    try:
+        meta = json.loads(manifest.read_text())
+        sums = meta["sha256"]
+    except (ValueError, KeyError):
+        return f"manifest {manifest.name} is unreadable", {}
+    for key, path in files.items():
+        if not Path(path).exists():
+            return f"{Path(path).name} is missing", meta
+        if sha256(path) != sums.get(key):
+            return f"{Path(path).name} does not match its checksum (truncated or altered)", meta
+    return None, meta

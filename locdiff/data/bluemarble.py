@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .. import geo
-from ..io import atomic_write, sha256
+from ..io import atomic_write, cache_problem, sha256
 from ..profiles import DataSettings
 from .cells import CellGrid
 from .places import load_places
@@ -176,28 +176,11 @@ def _paths(settings: DataSettings, seed: int) -> tuple[Path, dict[str, Path]]:
     return d / f"bluemarble-{key}.json", {s: d / f"bluemarble-{key}-{s}.npz" for s in SPLITS}
 
 
-def _cache_problem(settings: DataSettings, seed: int) -> str | None:
-    """Why the cache cannot be used (None when it can)."""
-    manifest, files = _paths(settings, seed)
-    if not manifest.exists():
-        return "no cached copy for these settings"
-    try:
-        sums = json.loads(manifest.read_text())["sha256"]
-    except (ValueError, KeyError):
-        return f"manifest {manifest.name} is unreadable"
-    for name, path in files.items():
-        if not path.exists():
-            return f"{path.name} is missing"
-        if sha256(path) != sums.get(name):
-            return f"{path.name} does not match its checksum (truncated or altered)"
-    return None
-
-
 def load(settings: DataSettings, seed: int = 0, splits=SPLITS, progress: bool = True) -> dict[str, Split]:
     """The requested splits, from the cache, building (and caching) every split when needed."""
     splits = [check_split(s) for s in ([splits] if isinstance(splits, str) else splits)]
-    problem = _cache_problem(settings, seed)
     manifest, files = _paths(settings, seed)
+    problem, _ = cache_problem(manifest, files, "no cached copy for these settings")
     if problem is None:
         try:
             return {name: _read(files[name], name) for name in splits}
