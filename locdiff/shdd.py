@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import geo
+from . import geo, sh_cpu
 
 __all__ = [
     "num_coeffs", "degree_of", "encode", "decode", "taper_weights", "field", "density", "Grid", "grid",
@@ -242,9 +242,10 @@ def encode(lat, lon, L: int, dtype: torch.dtype | None = None) -> torch.Tensor:
         dtype: output dtype; default the input tensor's floating dtype, else float32.
     Returns:
         tensor [..., (L+1)²] on the input's device, computed in float64. Differentiable w.r.t.
-        tensor inputs that require grad (a recurrence kept for autograd); otherwise the fast path
-        of ``_basis_flat`` runs, whose result is a strided view with the points along the fast
-        axis (call ``.contiguous()`` before ``.view`` or saving to disk).
+        tensor inputs that require grad (a recurrence kept for autograd). Otherwise a fast path
+        runs: on CPU (float32/float64 output) the compiled kernel of ``locdiff.sh_cpu``, whose
+        result is contiguous; on other devices ``_basis_flat``, whose result is a strided view
+        with the points along the fast axis (call ``.contiguous()`` before ``.view``).
     """
     L = _check_degree(L)
     ref = lat if isinstance(lat, torch.Tensor) else lon if isinstance(lon, torch.Tensor) else None
@@ -259,7 +260,14 @@ def encode(lat, lon, L: int, dtype: torch.dtype | None = None) -> torch.Tensor:
     if torch.is_grad_enabled() and (lat.requires_grad or lon.requires_grad):
         return _basis(z, s, phi, L).to(dtype)
     shape = z.shape
-    return _basis_flat(z.reshape(-1), s.reshape(-1), phi.reshape(-1), L, dtype).reshape(*shape, -1)
+    z, s, phi = z.reshape(-1), s.reshape(-1), phi.reshape(-1)
+    if device.type == "cpu" and dtype in (torch.float32, torch.float64) and sh_cpu.available():
+        T = _tables(L, "cpu", torch.float64)
+        y = sh_cpu.basis(z.contiguous().numpy(), s.contiguous().numpy(), phi.contiguous().numpy(), L,
+                         T.a.numpy(), T.b.numpy(), T.sect.numpy(), dtype,
+                         threads=torch.get_num_threads())
+        return y.reshape(*shape, -1)
+    return _basis_flat(z, s, phi, L, dtype).reshape(*shape, -1)
 
 
 def _basis_flat(z: torch.Tensor, s: torch.Tensor, phi: torch.Tensor, L: int, dtype: torch.dtype,

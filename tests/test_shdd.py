@@ -100,6 +100,16 @@ NEAR_POLE_LON = np.array([12.0, -170.0, 180.0, 180.0, -180.0, 33.0, -77.0, 5.0])
 
 
 # --------------------------------------------------------------------------- encoder vs oracles
+@pytest.fixture(params=["compiled", "torch"])
+def encode_path(request, monkeypatch):
+    """Run a test through both no-grad CPU paths of encode: the numba kernel and the torch one."""
+    if request.param == "torch":
+        monkeypatch.setattr(shdd.sh_cpu, "available", lambda: False)
+    elif not shdd.sh_cpu.available():
+        pytest.skip("numba is not installed")
+    return request.param
+
+
 def test_oracles_agree():
     """The scipy -> real conversion used below reproduces pyshtools' csphase=1 harmonics."""
     lat, lon = _test_points(10, seed=11)
@@ -107,7 +117,7 @@ def test_oracles_agree():
 
 
 @pytest.mark.parametrize("dtype,atol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
-def test_encode_matches_pyshtools(dtype, atol):
+def test_encode_matches_pyshtools(dtype, atol, encode_path):
     L = 64
     lat, lon = _test_points(22, seed=0)                       # 30 points
     got = shdd.encode(lat, lon, L, dtype=dtype)
@@ -121,7 +131,7 @@ def test_encode_matches_pyshtools(dtype, atol):
     assert np.all(per_degree <= atol)
 
 
-def test_encode_matches_scipy_including_near_poles():
+def test_encode_matches_scipy_including_near_poles(encode_path):
     L = 64
     lat, lon = _test_points(21, seed=1)
     lat, lon = np.concatenate([lat, NEAR_POLE_LAT]), np.concatenate([lon, NEAR_POLE_LON])
@@ -131,7 +141,7 @@ def test_encode_matches_scipy_including_near_poles():
     np.testing.assert_allclose(got32, scipy_basis(L, lat, lon), atol=1e-5, rtol=0)
 
 
-def test_encode_many_points_and_shapes_match_scipy(sphere_points):
+def test_encode_many_points_and_shapes_match_scipy(sphere_points, encode_path):
     """Thousands of points (the chunked, threaded fast path) and N-d shapes keep every value right."""
     L = 40
     lat, lon = sphere_points(2500, seed=21)
@@ -152,6 +162,22 @@ def test_encode_many_points_and_shapes_match_scipy(sphere_points):
     np.testing.assert_allclose(got3.numpy(), scipy_basis(L, LA.ravel(), LO.ravel()).reshape(2, 3, -1), atol=1e-10)
 
 
+def test_encode_threads_split_points_exactly(sphere_points):
+    """The compiled kernel on several threads (contiguous slices of points) gives every row right."""
+    if not shdd.sh_cpu.available():
+        pytest.skip("numba is not installed")
+    L = 6
+    n = 3 * shdd.sh_cpu.MIN_VALUES_PER_THREAD // (L + 1) ** 2 + 5       # three slices, ragged blocks
+    lat, lon = sphere_points(n, seed=23)
+    z, s = np.sin(np.radians(lat)), np.cos(np.radians(lat))
+    T = shdd._tables(L, "cpu", torch.float64)
+    args = (T.a.numpy(), T.b.numpy(), T.sect.numpy(), torch.float64)
+    got = shdd.sh_cpu.basis(z, s, np.radians(lon), L, *args, threads=3)
+    np.testing.assert_allclose(got, scipy_basis(L, lat, lon), atol=1e-12, rtol=0)
+    one = shdd.sh_cpu.basis(z[:7], s[:7], np.radians(lon[:7]), L, *args, threads=3)   # too few to split
+    np.testing.assert_array_equal(one, got[:7])
+
+
 def test_encode_differentiable_path_matches_scipy():
     """Inputs that require grad take the autograd path: its values must match the oracle too."""
     L = 32
@@ -162,7 +188,7 @@ def test_encode_differentiable_path_matches_scipy():
     np.testing.assert_allclose(y.detach().numpy(), scipy_basis(L, lat, lon), atol=1e-10, rtol=0)
 
 
-def test_encode_L256_float64_finite_and_accurate():
+def test_encode_L256_float64_finite_and_accurate(encode_path):
     L = 256
     lat, lon = _test_points(6, seed=2)
     lat, lon = np.concatenate([lat, NEAR_POLE_LAT[:3]]), np.concatenate([lon, NEAR_POLE_LON[:3]])
