@@ -81,8 +81,12 @@ def alpha_bar(T: int, schedule: str = "cosine") -> torch.Tensor:
 class Diffusion:
     """The forward process, the training loss and the conversions between prediction targets."""
 
-    def __init__(self, config: DiffusionConfig, L: int):
-        self.config, self.L = config, L
+    def __init__(self, config: DiffusionConfig, L: int, data_dim: int = 0):
+        """``L``: the SHDD degree of the latent; ``data_dim`` > 0 diffuses plain vectors of that size
+        instead (the raw-coordinate baseline; the SHDD-KL loss then does not apply)."""
+        self.config, self.L, self.dim = config, L, data_dim or (L + 1) ** 2
+        if data_dim and config.loss != "mse":
+            raise ValueError(f"loss {config.loss!r} needs SHDD latents; use loss='mse' with data_dim={data_dim}")
         self.abar = alpha_bar(config.T, config.schedule).float()
         self._kl_grid = None
 
@@ -191,7 +195,7 @@ class DDIMSampler:
         _check_sampling(n, self.steps, self.guidance)
         d = self.diffusion
         B, dev = emb.shape[0], emb.device
-        D = (d.L + 1) ** 2
+        D = d.dim
         e = emb.repeat_interleave(n, 0)
         x = torch.randn(B * n, D, generator=generator, device="cpu").to(dev)
         ts = torch.linspace(d.config.T - 1, 0, self.steps).round().long().tolist()
@@ -224,7 +228,7 @@ class DDPMSampler:
         _check_sampling(n, None, self.guidance)
         d = self.diffusion
         B, dev = emb.shape[0], emb.device
-        D = (d.L + 1) ** 2
+        D = d.dim
         e = emb.repeat_interleave(n, 0)
         x = torch.randn(B * n, D, generator=generator, device="cpu").to(dev)
         abar = d.abar.to(dev)

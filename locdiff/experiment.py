@@ -16,16 +16,16 @@ import torch
 from . import encoders, geo
 from .data import load as load_data
 from .diffusion import DDIMSampler, DDPMSampler, Diffusion, DiffusionConfig, predict
-from .model import CSUNet, CSUNetConfig
+from .model import CSUNet, CSUNetConfig, PlainMLP
 from .profiles import LocDiffSettings, Profile
-from .train import TrainConfig, load_weights, read_checkpoint_config, train
+from .train import TrainConfig, fit_or_load, json_safe, load_weights, read_checkpoint_config
 
 
 @dataclass
 class LocDiff:
     """A trained (or freshly built) LocDiff: the CS-UNet, its diffusion and its settings."""
 
-    model: CSUNet
+    model: torch.nn.Module          # CSUNet, or PlainMLP for the ablation
     diffusion: Diffusion
     settings: LocDiffSettings
 
@@ -68,7 +68,10 @@ def build(settings: LocDiffSettings, embed_dim: int, seed: int = 0) -> LocDiff:
                        w0=settings.w0, dropout=settings.dropout)
     dcfg = DiffusionConfig(T=settings.T, schedule=settings.schedule, prediction=settings.prediction,
                            loss=settings.loss, kl_weight=settings.kl_weight, p_uncond=settings.p_uncond)
-    return LocDiff(CSUNet(cfg), Diffusion(dcfg, settings.L), settings)
+    if settings.arch not in ("csunet", "mlp"):
+        raise ValueError(f"arch must be 'csunet' or 'mlp'; got {settings.arch!r}")
+    net = CSUNet(cfg) if settings.arch == "csunet" else PlainMLP(cfg)
+    return LocDiff(net, Diffusion(dcfg, settings.L), settings)
 
 
 def checkpoint_dir(profile: Profile, name: str = "locdiff") -> Path:
@@ -116,17 +119,8 @@ def fit(profile: Profile, settings: LocDiffSettings | None = None, out_dir=None,
     out = Path(out_dir) if out_dir is not None else checkpoint_dir(profile)
     model_config = {"csunet": asdict(ld.model.config), "diffusion": asdict(ld.diffusion.config),
                     "settings": training_settings(s), "data": asdict(profile.data), "encoder": asdict(profile.encoder)}
-    if reuse and not resume and (out / "checkpoint" / "config.json").exists() and (out / "log.csv").exists():
-        saved = read_checkpoint_config(out / "checkpoint")
-        if saved["model"] == json_safe(model_config) and saved["step"] == s.steps:
-            print(f"LocDiff: loading the finished run in {out}")
-            load_weights(ld.model, out / "checkpoint", ema=True)
-            ld.model.eval()
-            return ld, pd.read_csv(out / "log.csv")
-    log = train(ld.model, loss_fn, len(x0), cfg, out, json_safe(model_config), validate=validate,
-                resume=resume, progress=progress, desc="training LocDiff")
-    load_weights(ld.model, out / "checkpoint", ema=True)
-    ld.model.eval()
+    log = fit_or_load(ld.model, loss_fn, len(x0), cfg, out, model_config, validate=validate, resume=resume,
+                      reuse=reuse, progress=progress, desc="training LocDiff", name="LocDiff")
     return ld, log
 
 
@@ -136,15 +130,6 @@ SAMPLING_FIELDS = ("samples", "ddim_steps", "guidance")
 def training_settings(s: LocDiffSettings) -> dict:
     """The settings that determine the trained weights (sampling-time knobs left out)."""
     return {k: v for k, v in asdict(s).items() if k not in SAMPLING_FIELDS}
-
-
-def json_safe(obj):
-    """Tuples -> lists, recursively, so configs compare equal after a JSON round trip."""
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
 
 
 def load(path, embed_dim: int | None = None, L: int | None = None) -> LocDiff:

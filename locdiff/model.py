@@ -35,10 +35,11 @@ class CSUNetConfig:
     time_dim: int = 128
     w0: float = 1.0               # SIREN frequency (first-layer scale of the sine)
     dropout: float = 0.3
+    data_dim: int = 0             # size of x when it is not an SHDD vector (e.g. 3 for raw unit vectors)
 
     @property
     def dim(self) -> int:
-        return (self.L + 1) ** 2
+        return self.data_dim or (self.L + 1) ** 2
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
@@ -124,6 +125,37 @@ class CSUNet(nn.Module):
         for block in self.up:                    # deepest first: concatenate the matching skip
             h = block(torch.cat([h, skips.pop()], -1), c)
         return self.out(h)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class PlainMLP(nn.Module):
+    """The ablation's baseline denoiser: an MLP with ReLU, no sine activations and no skip
+    connections; the condition (embedding + timestep, same ``cond`` network as CS-UNet) is
+    concatenated to the input. Same interface and widths as ``CSUNet``."""
+
+    def __init__(self, config: CSUNetConfig):
+        super().__init__()
+        self.config = cfg = config
+        self.cond = nn.Sequential(nn.Linear(cfg.embed_dim + cfg.time_dim, cfg.cond_dim), nn.SiLU(),
+                                  nn.Linear(cfg.cond_dim, cfg.cond_dim), nn.SiLU())
+        self.null_embedding = nn.Parameter(torch.zeros(cfg.embed_dim))
+        w = (cfg.dim + cfg.cond_dim,) + tuple(cfg.widths) + tuple(reversed(cfg.widths[:-1]))
+        layers = []
+        for a, b in zip(w[:-1], w[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU(), nn.Dropout(cfg.dropout)]
+        self.body = nn.Sequential(*layers, nn.Linear(w[-1], cfg.dim))
+
+    def forward(self, x, t, emb, drop_cond=None):
+        B = x.shape[0]
+        null = self.null_embedding.expand(B, -1)
+        if emb is None:
+            emb = null
+        elif drop_cond is not None:
+            emb = torch.where(drop_cond[:, None], null, emb)
+        c = self.cond(torch.cat([emb, timestep_embedding(t, self.config.time_dim)], -1))
+        return self.body(torch.cat([x, c], -1))
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
-__all__ = ["Profile", "CodecStudy", "DataSettings", "EncoderSettings", "LocDiffSettings", "get", "names", "ENV_VAR", "DEFAULT"]
+__all__ = ["Profile", "CodecStudy", "DataSettings", "EncoderSettings", "LocDiffSettings", "BaselineSettings",
+           "AblationSettings", "get", "names", "ENV_VAR", "DEFAULT"]
 
 ENV_VAR = "LOCDIFF_PROFILE"
 DEFAULT = "cpu"
@@ -67,6 +68,7 @@ class LocDiffSettings:
     """LocDiff itself (notebooks 02-03, ``locdiff.experiment``): model, diffusion, training, sampling."""
 
     L: int = 16
+    arch: str = "csunet"           # denoiser: "csunet" (FiLM-SIREN UNet) or "mlp" (the ablation's plain MLP)
     widths: tuple[int, ...] = (512, 256, 128)
     cond_dim: int = 256
     w0: float = 1.0
@@ -90,6 +92,50 @@ class LocDiffSettings:
 
 
 @dataclass(frozen=True)
+class BaselineSettings:
+    """The baselines of notebook 04 (``locdiff.baselines``). Tuples marked "tuned" are candidate
+    values; each method's ``fit`` trains one model per candidate for ``tune_steps`` steps, keeps
+    the one with the best mean GeoScore on ``val`` and trains it for ``steps`` steps."""
+
+    hidden: tuple[int, ...] = (512, 512)            # MLP widths (classification, retrieval, regression)
+    dropout: float = 0.1
+    steps: int = 3000
+    tune_steps: int = 1000
+    batch_size: int = 256
+    lr: float = 1e-3
+    warmup: int = 100
+    ema_decay: float = 0.999
+    val_images: int = 1000                          # val images used for tuning
+    # classification over adaptive cells (quadtree in (sin lat, lon), PlaNet-style)
+    cell_max_count: tuple[int, ...] = (100, 300, 1000)   # tuned: a cell splits above this many training images
+    label_tau_km: tuple[float, ...] = (75.0, 300.0)     # tuned: haversine label smoothing scale (PIGEON: 75 km)
+    # retrieval (GeoCLIP-style)
+    rff_sigmas_km: tuple[float, ...] = (2500.0, 500.0, 100.0, 25.0)
+    retrieval_dim: int = 256
+    queue_negatives: int = 1024                     # extra negatives: random training locations per batch
+    uniform_gallery: int = 0                        # extra gallery points uniform over land (0: training locations only)
+    # generative baselines (raw-coordinate diffusion, flow matching): CS-UNet on 3-D unit vectors
+    gen_widths: tuple[int, ...] = (256, 256, 128)
+    gen_steps: int = 4000
+    gen_dropout: float = 0.1
+    guidance: tuple[float, ...] = (1.0, 2.0)        # tuned on val at sampling time (no retraining)
+    # LocDiff-H
+    hybrid_k: tuple[int, ...] = (1, 3, 10, 30)      # tuned: retrieval candidates re-ranked by the LocDiff field
+
+
+@dataclass(frozen=True)
+class AblationSettings:
+    """Notebook 06: LocDiff variants trained for ``steps`` steps each, evaluated on ``images``
+    test_iid tiles with ``samples`` samples."""
+
+    steps: int = 1500
+    images: int = 1000
+    samples: int = 16
+    degrees: tuple[int, ...] = (8, 16, 32, 64)
+    sample_counts: tuple[int, ...] = (1, 4, 16, 64)
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything that scales with the machine. ``device='auto'`` picks CUDA when present."""
 
@@ -101,6 +147,8 @@ class Profile:
     data: DataSettings = field(default_factory=DataSettings)
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     locdiff: LocDiffSettings = field(default_factory=LocDiffSettings)
+    baselines: BaselineSettings = field(default_factory=BaselineSettings)
+    ablations: AblationSettings = field(default_factory=AblationSettings)
 
 
 _PROFILES = {
@@ -116,6 +164,11 @@ _PROFILES = {
         encoder=EncoderSettings(widths=(16, 32, 64), embed_dim=256, epochs=2, batch_size=128),
         locdiff=LocDiffSettings(L=8, widths=(128, 64), cond_dim=128, steps=150, batch_size=128, warmup=20,
                                 eval_every=75, val_images=50, samples=8, ddim_steps=20, ema_decay=0.99),
+        baselines=BaselineSettings(hidden=(128, 128), steps=150, tune_steps=60, batch_size=128, warmup=20,
+                                   ema_decay=0.99, val_images=100, cell_max_count=(100, 400), label_tau_km=(75.0,),
+                                   queue_negatives=128, gen_widths=(64, 64), gen_steps=150, guidance=(1.0,),
+                                   hybrid_k=(1, 5)),
+        ablations=AblationSettings(steps=60, images=100, samples=4, degrees=(4, 8), sample_counts=(1, 4)),
     ),
     "cpu": Profile(
         name="cpu",
@@ -134,6 +187,10 @@ _PROFILES = {
         encoder=EncoderSettings(widths=(64, 128, 256), epochs=20, batch_size=1024),
         locdiff=LocDiffSettings(L=32, widths=(2048, 1024, 512, 256), cond_dim=512, steps=100_000,
                                 batch_size=1024, warmup=2000, eval_every=5000, val_images=2000, samples=32, ddim_steps=50),
+        baselines=BaselineSettings(hidden=(1024, 1024), steps=50_000, tune_steps=10_000, batch_size=1024,
+                                   warmup=1000, val_images=5000, cell_max_count=(200, 1000, 5000),
+                                   queue_negatives=4096, gen_widths=(1024, 512, 256), gen_steps=100_000),
+        ablations=AblationSettings(steps=20_000, images=5000, samples=32),
     ),
 }
 

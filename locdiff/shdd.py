@@ -36,7 +36,7 @@ from . import geo, sh_cpu
 
 __all__ = [
     "num_coeffs", "degree_of", "encode", "decode", "taper_weights", "field", "density", "Grid", "grid",
-    "peak_value", "peak_half_width",
+    "peak_value", "peak_half_width", "field_pairs",
 ]
 
 _SQRT2 = math.sqrt(2.0)
@@ -353,6 +353,29 @@ def field(coeffs, lat, lon, grid: bool = False) -> torch.Tensor:
         out = torch.einsum("nd,...d->n...", a, Y)
     out = out.to(coeffs.dtype)
     return out[0] if single else out
+
+
+def field_pairs(coeffs, lat, lon, *, taper: str | None = "gauss", taper_width: float = 0.35) -> torch.Tensor:
+    """Each field at its own points: f_n(lat_nk, lon_nk) -> [N, k] float64 (no grad).
+
+    coeffs [N, D]; lat, lon [N, k] degrees. The field is smoothed by ``taper_weights`` first, as
+    in ``decode``, so values compare with the decoder's modes (LocDiff-H ranks candidates with it).
+    """
+    coeffs, L, _ = _as_coeffs(coeffs)
+    if coeffs.ndim != 2:
+        raise ValueError(f"coeffs must have shape [N, D]; got {tuple(coeffs.shape)}")
+    lat_t, lon_t = geo.validate_latlon(lat, lon)
+    work = _device_float64(coeffs.device)
+    lat_t = torch.as_tensor(lat_t, device=coeffs.device).to(work)
+    lon_t = torch.as_tensor(lon_t, device=coeffs.device).to(work)
+    if lat_t.ndim != 2 or lat_t.shape[0] != coeffs.shape[0]:
+        raise ValueError(f"lat and lon must have shape [N, k] with N = {coeffs.shape[0]} (rows of coeffs); "
+                         f"got {tuple(lat_t.shape)}")
+    a = coeffs.detach().to(work) * taper_weights(L, taper, taper_width).to(work).to(coeffs.device)
+    xyz = torch.stack([torch.cos(torch.deg2rad(lat_t)) * torch.cos(torch.deg2rad(lon_t)),
+                       torch.cos(torch.deg2rad(lat_t)) * torch.sin(torch.deg2rad(lon_t)),
+                       torch.sin(torch.deg2rad(lat_t))], -1)
+    return _pairs_field(a, xyz, L)
 
 
 def _split_orders(a: torch.Tensor, L: int):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -135,6 +136,38 @@ def load_weights(model: torch.nn.Module, path, ema: bool = True) -> torch.nn.Mod
     return model
 
 
+def json_safe(obj):
+    """Tuples -> lists, recursively, so configs compare equal after a JSON round trip."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def fit_or_load(model: torch.nn.Module, loss_fn: Callable, n_items: int, config: TrainConfig, out_dir,
+                model_config: dict, validate: Callable | None = None, resume: bool = False, reuse: bool = True,
+                progress: bool = True, desc: str = "training", name: str = "model") -> pd.DataFrame:
+    """``train``, unless ``out_dir`` already holds a finished run of the same model config and number
+    of steps (then nothing is trained); either way the EMA weights end up in ``model`` (eval mode).
+    Returns the training log (its ``time_s`` column: cumulative training seconds)."""
+    out = Path(out_dir)
+    model_config = json_safe(model_config)
+    if reuse and not resume and (out / "checkpoint" / "config.json").exists() and (out / "log.csv").exists():
+        saved = read_checkpoint_config(out / "checkpoint")
+        if saved["model"] == model_config and saved["step"] == config.steps:
+            if progress:
+                print(f"{name}: loading the finished run in {out}")
+            load_weights(model, out / "checkpoint", ema=True)
+            model.eval()
+            return pd.read_csv(out / "log.csv")
+    log = train(model, loss_fn, n_items, config, out, model_config, validate=validate, resume=resume,
+                progress=progress, desc=desc)
+    load_weights(model, out / "checkpoint", ema=True)
+    model.eval()
+    return log
+
+
 def train(model: torch.nn.Module, loss_fn: Callable, n_items: int, config: TrainConfig, out_dir,
           model_config: dict, validate: Callable | None = None, resume: bool = False,
           progress: bool = True, desc: str = "training") -> pd.DataFrame:
@@ -178,6 +211,8 @@ def train(model: torch.nn.Module, loss_fn: Callable, n_items: int, config: Train
         start = state["step"]
         if log_path.exists():
             log = pd.read_csv(log_path).query("step <= @start").to_dict("records")
+    elapsed = float(log[-1].get("time_s", 0.0)) if log else 0.0
+    t_start = time.perf_counter()
     model, opt = accelerator.prepare(model, opt)
     device = accelerator.device
     ema_model = None
@@ -201,7 +236,8 @@ def train(model: torch.nn.Module, loss_fn: Callable, n_items: int, config: Train
             running.setdefault(k, []).append(float(v.detach()))
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
-            row = {"step": done, "lr": sched.get_last_lr()[0], **{k: sum(v) / len(v) for k, v in running.items()}}
+            row = {"step": done, "lr": sched.get_last_lr()[0], "time_s": elapsed + time.perf_counter() - t_start,
+                   **{k: sum(v) / len(v) for k, v in running.items()}}
             running = {}
             if validate is not None and (done % config.eval_every == 0 or done == config.steps):
                 ema_model = ema_model or _clone_for_eval(accelerator.unwrap_model(model))

@@ -1,0 +1,137 @@
+"""What every baseline shares: the data it trains on, an MLP, tuning on val, the sample-vote rule.
+
+A fitted method is a ``Fitted``: its name, ``predict(emb) -> {"lat", "lon"[, "sample_lat",
+"sample_lon"]}`` (degrees; samples [B, n] for the generative methods), its training time and the
+table of its tuning runs on ``val``. Tuning never looks at a test split.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from .. import encoders, geo, shdd
+from ..data import load as load_data
+from ..profiles import BaselineSettings, Profile
+from ..train import TrainConfig, fit_or_load
+
+
+@dataclass
+class Context:
+    """Frozen embeddings and locations of train and (a prefix of) val, for one profile."""
+
+    profile: Profile
+    emb: torch.Tensor          # [N, E] float32, train
+    lat: np.ndarray            # [N] degrees
+    lon: np.ndarray
+    val_emb: np.ndarray        # [V, E]
+    val_lat: np.ndarray
+    val_lon: np.ndarray
+
+    @property
+    def settings(self) -> BaselineSettings:
+        return self.profile.baselines
+
+    @property
+    def xyz(self) -> torch.Tensor:
+        """Training locations as unit vectors [N, 3] float32."""
+        return torch.from_numpy(geo.latlon_to_xyz(self.lat, self.lon)).float()
+
+
+def load_context(profile: Profile, progress: bool = True) -> Context:
+    enc = encoders.load_embeddings(profile.data, profile.encoder, profile.seed, progress=progress)
+    data = load_data(profile.data, profile.seed, ["train", "val"], progress=progress)
+    v = min(profile.baselines.val_images, len(data["val"]))
+    return Context(profile, torch.from_numpy(enc["embeddings"]["train"]), data["train"].lat, data["train"].lon,
+                   enc["embeddings"]["val"][:v], data["val"].lat[:v], data["val"].lon[:v])
+
+
+@dataclass
+class Fitted:
+    name: str
+    predict: Callable[..., dict]
+    train_seconds: float
+    tuning: pd.DataFrame = field(default_factory=pd.DataFrame)
+    model: nn.Module | None = None
+
+
+def mlp(d_in: int, hidden: tuple[int, ...], d_out: int, dropout: float) -> nn.Sequential:
+    """Linear-GELU-Dropout blocks, then a linear output layer."""
+    layers, d = [], d_in
+    for h in hidden:
+        layers += [nn.Linear(d, h), nn.GELU(), nn.Dropout(dropout)]
+        d = h
+    return nn.Sequential(*layers, nn.Linear(d, d_out))
+
+
+def train_config(s: BaselineSettings, steps: int, seed: int) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=s.batch_size, lr=s.lr, warmup=min(s.warmup, steps // 2),
+                       ema_decay=s.ema_decay, eval_every=steps, checkpoint_every=steps, seed=seed)
+
+
+def run_dir(profile: Profile, name: str) -> Path:
+    """``<repo>/checkpoints/<profile>/baselines/<name>`` (git-ignored)."""
+    from ..plots import repo_root
+
+    return repo_root() / "checkpoints" / profile.name / "baselines" / name
+
+
+def fit_model(ctx: Context, name: str, model: nn.Module, loss_fn: Callable, steps: int, config: dict,
+              progress: bool = True) -> float:
+    """Train ``model`` with the shared loop (or reuse a finished identical run); returns the
+    training seconds recorded in the run's log."""
+    cfg = train_config(ctx.settings, steps, ctx.profile.seed)
+    model_config = {"method": name, "config": config, "train": asdict(cfg), "data": asdict(ctx.profile.data),
+                    "encoder": asdict(ctx.profile.encoder), "seed": ctx.profile.seed}
+    log = fit_or_load(model, loss_fn, len(ctx.emb), cfg, run_dir(ctx.profile, name), model_config,
+                      progress=progress, desc=f"training {name}", name=name)
+    return float(log["time_s"].iloc[-1]) if "time_s" in log else float("nan")
+
+
+def val_score(ctx: Context, predict: Callable[..., dict]) -> dict:
+    """The tuning criterion on val: mean GeoScore (higher is better), with median error for the table."""
+    p = predict(ctx.val_emb)
+    d = geo.distance_km(ctx.val_lat, ctx.val_lon, p["lat"], p["lon"])
+    return {"val_geoscore": float(geo.geoscore(d).mean()), "val_median_km": float(np.median(d))}
+
+
+def tune(ctx: Context, candidates: list[dict], build: Callable[[dict, int], tuple[str, Callable]],
+         progress: bool = True) -> tuple[dict, pd.DataFrame]:
+    """Train each candidate for ``tune_steps`` (``build(candidate, steps) -> (run name, predict)``),
+    score it on val, return the best candidate and the tuning table."""
+    rows = []
+    for cand in candidates:
+        _, predict = build(cand, ctx.settings.tune_steps)
+        rows.append({**cand, **val_score(ctx, predict)})
+    table = pd.DataFrame(rows)
+    best = candidates[int(table["val_geoscore"].to_numpy().argmax())]
+    return best, table
+
+
+def batched(fn: Callable[[torch.Tensor], torch.Tensor], emb, batch: int = 2048) -> torch.Tensor:
+    """fn over embeddings [B, E] in batches, no grad."""
+    emb = torch.as_tensor(np.asarray(emb, dtype=np.float32))
+    with torch.no_grad():
+        return torch.cat([fn(emb[i:i + batch]) for i in range(0, len(emb), batch)])
+
+
+def vote(sample_lat: np.ndarray, sample_lon: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
+    """Point prediction from n point samples per image [B, n]: the highest mode of the mean of
+    their SHDD vectors at degree L, i.e. of a kernel density estimate with the band-limited delta
+    kernel. LocDiff's own rule (``diffusion.predict``) does the same with its latent samples, so
+    every generative method is scored with the same vote."""
+    B, n = sample_lat.shape
+    a = shdd.encode(sample_lat.reshape(-1), sample_lon.reshape(-1), L).reshape(B, n, -1).mean(1)
+    lat, lon, _ = shdd.decode(a)
+    return lat[:, 0].numpy().astype(np.float64), lon[:, 0].numpy().astype(np.float64)
+
+
+def to_latlon(xyz: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Unit (or any non-zero) vectors [..., 3] -> degrees."""
+    lat, lon = geo.xyz_to_latlon(torch.nn.functional.normalize(xyz.double(), dim=-1).numpy())
+    return np.asarray(lat), np.asarray(lon)

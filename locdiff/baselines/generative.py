@@ -1,0 +1,149 @@
+"""Generative baselines on raw coordinates, with LocDiff's denoiser and conditioning.
+
+Both learn a distribution over unit vectors x ∈ S² ⊂ R³ given the image embedding, with the same
+network as LocDiff (CS-UNet: FiLM-SIREN UNet, ``data_dim = 3``), the same condition (embedding +
+time, learned null embedding for classifier-free guidance, dropped with probability p_uncond),
+the same number of samples and of network evaluations per sample as LocDiff's sampler, and the
+same point-prediction vote (``common.vote``).
+
+1. Raw diffusion (the "diffusion" variant of PLONK, Dufour et al. 2025): DDPM on x0 = √3·x
+   (mean square 1 per component, as LocDiff's latent), LocDiff's schedule and target, DDIM
+   sampling, samples projected back onto the sphere by normalization.
+2. Riemannian flow matching on the sphere (PLONK's main method; Chen & Lipman 2024): noise
+   x0 ~ uniform on S², data x1, the geodesic x_t = sin((1-t)Ω)/sin Ω · x0 + sin(tΩ)/sin Ω · x1
+   (Ω = ∠(x0, x1)) with velocity u_t = Ω (cos(tΩ) x1 - cos((1-t)Ω) x0) / sin Ω; the network's
+   output, projected on the tangent plane at x_t, regresses u_t (MSE). Sampling: Euler steps with
+   the exponential map, x ← cos(h|v|) x + sin(h|v|) v/|v|, h = 1/steps, from uniform noise.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ..diffusion import DDIMSampler, Diffusion, DiffusionConfig
+from ..model import CSUNet, CSUNetConfig
+from .common import Context, Fitted, fit_model, to_latlon, val_score, vote
+
+SQRT3 = math.sqrt(3.0)
+
+
+def _network(ctx: Context) -> CSUNet:
+    s, ld = ctx.settings, ctx.profile.locdiff
+    torch.manual_seed(ctx.profile.seed)
+    return CSUNet(CSUNetConfig(L=0, data_dim=3, embed_dim=ctx.emb.shape[1], widths=tuple(s.gen_widths),
+                               cond_dim=ld.cond_dim, w0=ld.w0, dropout=s.gen_dropout))
+
+
+def _sampled(ctx: Context, sample_fn, emb, guidance: float, seed: int, batch: int = 256) -> dict:
+    """Samples [B, n] and the vote, for ``sample_fn(emb_batch, n, guidance, generator) -> [b, n, 3]``."""
+    ld = ctx.profile.locdiff
+    emb = torch.as_tensor(np.asarray(emb, dtype=np.float32))
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        x = torch.cat([sample_fn(emb[i:i + batch], ld.samples, guidance, gen) for i in range(0, len(emb), batch)])
+    slat, slon = to_latlon(x)
+    lat, lon = vote(slat, slon, ld.L)
+    return {"lat": lat, "lon": lon, "sample_lat": slat, "sample_lon": slon}
+
+
+def _tuned(ctx: Context, name: str, sample_fn, seconds: float, model) -> Fitted:
+    """Pick the guidance scale on val (sampling only), return the fitted method."""
+    rows = []
+    for g in ctx.settings.guidance:
+        rows.append({"guidance": g, **val_score(ctx, lambda e: _sampled(ctx, sample_fn, e, g, seed=1))})
+    table = pd.DataFrame(rows)
+    g_best = float(table["guidance"].iloc[int(table["val_geoscore"].to_numpy().argmax())])
+    table["chosen"] = table["guidance"] == g_best
+    return Fitted(name, lambda emb, seed=0: _sampled(ctx, sample_fn, emb, g_best, seed), seconds, table, model)
+
+
+# ----------------------------------------------------------------------------- raw diffusion
+def fit_raw_diffusion(ctx: Context, progress: bool = True) -> Fitted:
+    s, ld = ctx.settings, ctx.profile.locdiff
+    x0 = SQRT3 * ctx.xyz
+    diffusion = Diffusion(DiffusionConfig(T=ld.T, schedule=ld.schedule, prediction=ld.prediction, loss="mse",
+                                          p_uncond=ld.p_uncond), L=0, data_dim=3)
+    model = _network(ctx)
+
+    def loss_fn(m, idx, gen):
+        return diffusion.loss(m, x0[idx], ctx.emb[idx], gen)
+
+    config = {"csunet": asdict(model.config), "diffusion": asdict(diffusion.config)}
+    seconds = fit_model(ctx, f"raw-diffusion-s{s.gen_steps}", model, loss_fn, s.gen_steps, config, progress)
+
+    def sample_fn(emb, n, guidance, gen):
+        return DDIMSampler(diffusion, ld.ddim_steps, 0.0, guidance).sample(model, emb, n, gen)
+
+    return _tuned(ctx, "Raw diffusion", sample_fn, seconds, model)
+
+
+# ----------------------------------------------------------------------------- flow matching
+def uniform_sphere(n: int, gen: torch.Generator) -> torch.Tensor:
+    return F.normalize(torch.randn(n, 3, generator=gen), dim=-1)
+
+
+def geodesic(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor):
+    """Point x_t [B, 3] and velocity u_t [B, 3] on the great circle from x0 to x1 at times t [B]."""
+    cross = torch.linalg.cross(x0, x1).norm(dim=-1)
+    omega = torch.atan2(cross, (x0 * x1).sum(-1))[:, None]           # accurate at every angle
+    sin = torch.sin(omega).clamp_min(torch.finfo(x0.dtype).eps ** 0.5)
+    t = t[:, None]
+    xt = (torch.sin((1 - t) * omega) * x0 + torch.sin(t * omega) * x1) / sin
+    ut = omega * (torch.cos(t * omega) * x1 - torch.cos((1 - t) * omega) * x0) / sin
+    return xt, ut
+
+
+def tangent(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Projection of v onto the tangent plane of the sphere at x."""
+    return v - (v * x).sum(-1, keepdim=True) * x
+
+
+def exp_map(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """exp_x(v) = cos|v| x + sin|v| v/|v| (v tangent at x)."""
+    n = v.norm(dim=-1, keepdim=True)
+    return F.normalize(torch.cos(n) * x + torch.sin(n) * v / n.clamp_min(1e-12), dim=-1)
+
+
+def fit_flow_matching(ctx: Context, progress: bool = True) -> Fitted:
+    s, ld = ctx.settings, ctx.profile.locdiff
+    x1_all = ctx.xyz
+    model = _network(ctx)
+    T = 1000.0                                    # continuous time t ∈ [0, 1] enters the net as t·T
+
+    def loss_fn(m, idx, gen):
+        B = len(idx)
+        x0 = uniform_sphere(B, gen)
+        t = torch.rand(B, generator=gen)
+        drop = torch.rand(B, generator=gen) < ld.p_uncond
+        xt, ut = geodesic(x0, x1_all[idx], t)
+        v = tangent(m(xt, t * T, ctx.emb[idx], drop_cond=drop).float(), xt)
+        return {"loss": ((v - ut) ** 2).sum(-1).mean()}
+
+    config = {"csunet": asdict(model.config), "p_uncond": ld.p_uncond, "time_scale": T}
+    seconds = fit_model(ctx, f"flow-matching-s{s.gen_steps}", model, loss_fn, s.gen_steps, config, progress)
+
+    def sample_fn(emb, n, guidance, gen):
+        steps = ld.ddim_steps
+        e = emb.repeat_interleave(n, 0)
+        x = uniform_sphere(len(e), gen)
+        for i in range(steps):
+            t = torch.full((len(e),), i / steps)
+            if guidance == 1.0:
+                v = model(x, t * T, e)
+            else:
+                both = model(torch.cat([x, x]), torch.cat([t, t]) * T, torch.cat([e, e]),
+                             drop_cond=torch.cat([torch.zeros(len(e), dtype=torch.bool), torch.ones(len(e), dtype=torch.bool)]))
+                c, u = both.chunk(2)
+                v = u + guidance * (c - u)
+            x = exp_map(x, tangent(v.float(), x) / steps)
+        return x.reshape(len(emb), n, 3)
+
+    return _tuned(ctx, "Flow matching", sample_fn, seconds, model)
+
+
+__all__ = ["fit_raw_diffusion", "fit_flow_matching", "geodesic", "exp_map", "tangent", "uniform_sphere"]

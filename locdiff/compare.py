@@ -1,0 +1,123 @@
+"""Every method on the same embeddings, evaluated the same way: the tables of notebooks 04 and 05.
+
+``run(profile)`` fits each method (reusing finished checkpoints), predicts every test split, and
+writes ``data/results/<profile>/methods.csv`` (``evaluate.RESULT_COLUMNS``) and ``tuning.csv``
+(every candidate tried on val). Predictions are cached in ``data/cache/predictions-<profile>.npz``
+so that the notebooks can draw maps without predicting again.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+
+from . import evaluate, experiment
+from .baselines import classification, generative, hybrid, regression, retrieval
+from .baselines.common import Context, Fitted, load_context, val_score
+from .data import load as load_data
+from .diffusion import LATENT_SCALE, predict as predict_from_latents
+from .encoders import load_embeddings
+from .io import atomic_write
+from .profiles import Profile
+
+METHODS = ("Classification", "Retrieval", "Regression", "Raw diffusion", "Flow matching", "LocDiff", "LocDiff-H")
+GENERATIVE = ("Raw diffusion", "Flow matching", "LocDiff")
+
+
+def fit_locdiff(ctx: Context, progress: bool = True) -> Fitted:
+    """LocDiff (``experiment.fit``) as a method; its guidance scale is chosen on val like the
+    generative baselines'. ``predict`` also returns ``field_coeffs``, the mean of its samples."""
+    ld, log = experiment.fit(ctx.profile, progress=progress)
+
+    def predict_with(emb, guidance: float, seed: int = 0) -> dict:
+        samples = ld.sample(emb, guidance=guidance, seed=seed)
+        plat, plon, slat, slon = predict_from_latents(samples)
+        return {"lat": plat[:, 0].numpy().astype(np.float64), "lon": plon[:, 0].numpy().astype(np.float64),
+                "sample_lat": slat.numpy(), "sample_lon": slon.numpy(), "field_coeffs": samples.mean(1) / LATENT_SCALE}
+
+    rows = [{"guidance": g, **val_score(ctx, lambda e: predict_with(e, g, seed=1))} for g in ctx.settings.guidance]
+    table = pd.DataFrame(rows)
+    g_best = float(table["guidance"].iloc[int(table["val_geoscore"].to_numpy().argmax())])
+    table["chosen"] = table["guidance"] == g_best
+    seconds = float(log["time_s"].iloc[-1]) if "time_s" in log else float("nan")
+    return Fitted("LocDiff", lambda emb, seed=0: predict_with(emb, g_best, seed), seconds, table, ld.model)
+
+
+def fit_all(profile: Profile, methods=METHODS, progress: bool = True) -> dict[str, Fitted]:
+    """Fit the named methods (LocDiff-H brings in Retrieval and LocDiff)."""
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise ValueError(f"methods must be among {METHODS}; got unknown {sorted(unknown)}")
+    ctx = load_context(profile, progress)
+    fitters = {"Classification": classification.fit, "Retrieval": retrieval.fit, "Regression": regression.fit,
+               "Raw diffusion": generative.fit_raw_diffusion, "Flow matching": generative.fit_flow_matching,
+               "LocDiff": fit_locdiff}
+    need = set(methods) | ({"Retrieval", "LocDiff"} if "LocDiff-H" in methods else set())
+    fitted = {name: fitters[name](ctx, progress) for name in METHODS if name in need and name != "LocDiff-H"}
+    if "LocDiff-H" in methods:
+        fitted["LocDiff-H"] = hybrid.fit(ctx, fitted["Retrieval"], fitted["LocDiff"])
+    return {name: fitted[name] for name in METHODS if name in methods}
+
+
+def _cache_path(profile: Profile):
+    from .data.bluemarble import cache_dir
+
+    return cache_dir() / f"predictions-{profile.name}.npz"
+
+
+def run(profile: Profile, methods=METHODS, splits=evaluate.TEST_SPLITS, n_boot: int = 1000, reuse: bool = True,
+        progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Results table and predictions {(method, split): dict of arrays} for every method and split.
+
+    With ``reuse`` and an existing results CSV plus prediction cache of the same methods and
+    splits, nothing is recomputed."""
+    out_dir = evaluate.results_dir(profile.name)
+    csv, tuning_csv, cache = out_dir / "methods.csv", out_dir / "tuning.csv", _cache_path(profile)
+    key = json.dumps({"methods": list(methods), "splits": list(splits), "n_boot": n_boot})
+    if reuse and csv.exists() and cache.exists():
+        with np.load(cache, allow_pickle=False) as z:
+            if str(z["key"]) == key:
+                preds = {}
+                for name in z.files:
+                    if name != "key":
+                        m, s, field = name.split("|")
+                        preds.setdefault((m, s), {})[field] = z[name]
+                return evaluate.read_results(csv), preds
+    fitted = fit_all(profile, methods, progress)
+    data = load_data(profile.data, profile.seed, list(splits), progress=progress)
+    emb = load_embeddings(profile.data, profile.encoder, profile.seed, progress=progress)["embeddings"]
+    rows, preds = [], {}
+    for split in splits:
+        truth = data[split]
+        locdiff_out = None
+        for name, f in fitted.items():
+            t0 = time.perf_counter()
+            if name == "LocDiff-H":
+                p = f.predict(emb[split], locdiff_output=locdiff_out)
+            else:
+                p = f.predict(emb[split])
+            seconds = time.perf_counter() - t0
+            if name == "LocDiff":
+                locdiff_out = p
+            preds[(name, split)] = {k: np.asarray(v) for k, v in p.items() if k in ("lat", "lon", "sample_lat", "sample_lon")}
+            rows += evaluate.result_rows(profile.name, name, split, truth.lat, truth.lon, p["lat"], p["lon"],
+                                         train_seconds=f.train_seconds, predict_seconds=seconds,
+                                         sample_lat=p.get("sample_lat"), sample_lon=p.get("sample_lon"),
+                                         n_boot=n_boot, seed=profile.seed)
+    df = evaluate.write_results(rows, csv)
+    tuning = pd.concat([f.tuning.assign(method=name) for name, f in fitted.items() if len(f.tuning)], ignore_index=True)
+    atomic_write(tuning_csv, lambda tmp: tuning.to_csv(tmp, index=False))
+    arrays = {"|".join((m, s, k)): v for (m, s), p in preds.items() for k, v in p.items()}
+    atomic_write(cache, lambda tmp: np.savez(open(tmp, "wb"), key=np.array(key), **arrays))
+    return df, preds
+
+
+def truths(profile: Profile, splits=evaluate.TEST_SPLITS) -> dict:
+    """{split: (lat, lon)} of the test splits."""
+    data = load_data(profile.data, profile.seed, list(splits), progress=False)
+    return {s: (data[s].lat, data[s].lon) for s in splits}
+
+
+__all__ = ["METHODS", "GENERATIVE", "fit_all", "fit_locdiff", "run", "truths"]
