@@ -128,8 +128,8 @@ class AblationSettings:
     """Notebook 06: LocDiff variants trained for ``steps`` steps each, evaluated on ``images``
     test_iid tiles with ``samples`` samples."""
 
-    steps: int = 1500
-    images: int = 1000
+    steps: int = 1200
+    images: int = 600
     samples: int = 16
     degrees: tuple[int, ...] = (8, 16, 32, 64)
     sample_counts: tuple[int, ...] = (1, 4, 16, 64)
@@ -190,7 +190,7 @@ _PROFILES = {
         baselines=BaselineSettings(hidden=(1024, 1024), steps=50_000, tune_steps=10_000, batch_size=1024,
                                    warmup=1000, val_images=5000, cell_max_count=(200, 1000, 5000),
                                    queue_negatives=4096, gen_widths=(1024, 512, 256), gen_steps=100_000),
-        ablations=AblationSettings(steps=20_000, images=5000, samples=32),
+        ablations=AblationSettings(steps=20_000, images=5000, samples=32, sample_counts=(1, 8, 32, 128)),
     ),
 }
 

@@ -1,0 +1,136 @@
+"""LocDiff ablations (notebook 06): one setting changed at a time, everything else as the base.
+
+The base is the profile's LocDiff trained for ``ablations.steps`` steps (shorter than notebook
+02's run, so that every variant fits the budget); each trained variant changes one setting of
+``LocDiffSettings``; the sampling variants reuse the base model. Every variant is scored on the
+first ``ablations.images`` test_iid tiles with bootstrap intervals (``evaluate.result_rows``).
+
+Groups: degree L; loss (MSE, SHDD-KL, both); prediction target (x0, ε); network (CS-UNet, plain
+MLP); dropout; number of samples; decoder (grid argmax only, or refined); sampling (the full DDIM
+chain, or a single denoising step from pure noise, i.e. SHDD regression).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from . import evaluate, experiment, shdd
+from .data import load as load_data
+from .diffusion import LATENT_SCALE
+from .encoders import load_embeddings
+from .io import atomic_write
+from .profiles import Profile
+
+ABLATION_COLUMNS = ("group", "variant", "base") + evaluate.RESULT_COLUMNS
+
+
+def trained_variants(profile: Profile) -> list[tuple[str, str, dict]]:
+    """(group, variant label, settings changes) of every variant that needs its own training."""
+    base = profile.locdiff
+    out = [("degree L", f"L = {L}", {"L": L}) for L in profile.ablations.degrees]
+    out += [("loss", {"mse": "MSE", "shdd_kl": "SHDD-KL", "mse+kl": "MSE + SHDD-KL"}[k], {"loss": k})
+            for k in ("mse", "shdd_kl", "mse+kl")]
+    out += [("prediction target", {"x0": "x0", "eps": "epsilon"}[k], {"prediction": k}) for k in ("x0", "eps")]
+    out += [("network", {"csunet": "CS-UNet", "mlp": "plain MLP"}[k], {"arch": k}) for k in ("csunet", "mlp")]
+    out += [("dropout", f"dropout {p:g}", {"dropout": p}) for p in sorted({0.0, base.dropout, 0.6})]
+    return out
+
+
+def _settings(profile: Profile, changes: dict):
+    a, s = profile.ablations, profile.locdiff
+    return replace(s, steps=a.steps, eval_every=a.steps, warmup=min(s.warmup, a.steps // 4), **changes)
+
+
+def _is_base(profile: Profile, changes: dict) -> bool:
+    return all(getattr(profile.locdiff, k) == v for k, v in changes.items())
+
+
+def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int = 1000) -> pd.DataFrame:
+    """Train (or reuse) every variant, score it, write ``data/results/<profile>/ablations.csv``."""
+    path = evaluate.results_dir(profile.name) / "ablations.csv"
+    if reuse and path.exists():
+        df = pd.read_csv(path)
+        if tuple(df.columns) == ABLATION_COLUMNS and set(df.group) >= {g for g, _, _ in trained_variants(profile)}:
+            return df
+    a = profile.ablations
+    emb = load_embeddings(profile.data, profile.encoder, profile.seed, progress=progress)["embeddings"]["test_iid"]
+    test = load_data(profile.data, profile.seed, ["test_iid"], progress=progress)["test_iid"]
+    n = min(a.images, len(test))
+    E, lat, lon = emb[:n], test.lat[:n], test.lon[:n]
+    rows, models = [], {}
+
+    def score(group, variant, is_base, pred, seconds, sample=True):
+        for r in evaluate.result_rows(profile.name, "LocDiff", "test_iid", lat, lon, pred["lat"], pred["lon"],
+                                      train_seconds=seconds, sample_lat=pred["sample_lat"] if sample else None,
+                                      sample_lon=pred["sample_lon"] if sample else None, n_boot=n_boot,
+                                      seed=profile.seed):
+            rows.append({"group": group, "variant": variant, "base": is_base, **r})
+
+    for group, variant, changes in trained_variants(profile):
+        key = tuple(sorted(changes.items()))
+        slug = "-".join(f"{k}{v}" for k, v in key)
+        is_base = _is_base(profile, changes)
+        if is_base and "base" in models:
+            ld, seconds = models["base"]
+        else:
+            out = experiment.checkpoint_dir(profile, "ablations/base" if is_base else f"ablations/{slug}")
+            ld, log = experiment.fit(profile, _settings(profile, {} if is_base else changes), out_dir=out,
+                                     progress=progress)
+            seconds = float(log["time_s"].iloc[-1]) if "time_s" in log else float("nan")
+            if is_base:
+                models["base"] = (ld, seconds)
+        score(group, variant, is_base, ld.predict(E, n=a.samples, seed=profile.seed), seconds)
+
+    ld, seconds = models["base"]
+    for k in a.sample_counts:
+        score("samples", f"{k} samples", k == a.samples, ld.predict(E, n=k, seed=profile.seed), seconds)
+    samples = ld.sample(E, n=a.samples, seed=profile.seed)
+    mean = samples.mean(1) / LATENT_SCALE
+    for variant, iters in (("grid argmax only", 0), ("grid + Newton refinement", 8)):
+        la, lo, _ = shdd.decode(mean, refine_iters=iters)
+        pred = {"lat": la[:, 0].numpy(), "lon": lo[:, 0].numpy()}
+        score("decoder", variant, iters > 0, pred, seconds, sample=False)
+    score("sampling", f"full DDIM chain ({profile.locdiff.ddim_steps} steps)", True,
+          ld.predict(E, n=a.samples, seed=profile.seed), seconds)
+    score("sampling", "one step from pure noise (SHDD regression)", False,
+          ld.predict(E, n=a.samples, steps=1, seed=profile.seed), seconds)
+    df = pd.DataFrame(rows, columns=list(ABLATION_COLUMNS))
+    evaluate.check_results(df[list(evaluate.RESULT_COLUMNS)].assign(method=df.group + ": " + df.variant))
+    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+    return df
+
+
+def table(df: pd.DataFrame, metrics=("acc@200km", "acc@750km", "acc@2500km", "median_km", "geoscore")) -> pd.DataFrame:
+    """Group x variant rows, 'value [low, high]' cells."""
+    sub = df[df.metric.isin(metrics)].copy()
+    sub["cell"] = [f"{v:.1f} [{lo:.1f}, {hi:.1f}]" for v, lo, hi in zip(sub.value, sub.ci_low, sub.ci_high)]
+    out = sub.pivot_table(index=["group", "variant"], columns="metric", values="cell", aggfunc="first", sort=False)
+    return out[[m for m in metrics if m in out.columns]]
+
+
+def plot(df: pd.DataFrame, metric: str = "acc@750km"):
+    """One panel per group: ``metric`` per variant with its 95% interval; the base in a darker colour."""
+    import matplotlib.pyplot as plt
+
+    from .plots import METHOD_COLORS
+
+    groups = list(dict.fromkeys(df.group))
+    ncols = 4
+    fig, axes = plt.subplots((len(groups) + ncols - 1) // ncols, ncols, figsize=(14, 3.2 * ((len(groups) + 3) // 4)),
+                             squeeze=False)
+    for ax, g in zip(axes.ravel(), groups):
+        sub = df[(df.group == g) & (df.metric == metric)].drop_duplicates("variant")
+        x = np.arange(len(sub))
+        colors = [METHOD_COLORS["LocDiff"] if b else "0.6" for b in sub.base]
+        ax.bar(x, sub.value, color=colors, yerr=[sub.value - sub.ci_low, sub.ci_high - sub.value], capsize=3)
+        ax.set_xticks(x)
+        ax.set_xticklabels([v.replace(" (SHDD regression)", "\n(SHDD regression)") for v in sub.variant],
+                           rotation=20, ha="right", fontsize=8)
+        ax.set_title(g)
+        ax.set_ylabel(f"{metric} (%)" if metric.startswith("acc") else metric)
+    for ax in axes.ravel()[len(groups):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

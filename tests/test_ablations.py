@@ -1,0 +1,45 @@
+"""The ablation plan and the plain-MLP denoiser."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from locdiff import ablations, compare, experiment, profiles
+from locdiff.model import CSUNetConfig, PlainMLP
+
+
+@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu"])
+def test_every_group_has_exactly_one_base_variant(name):
+    P = profiles.get(name)
+    groups = {}
+    for group, variant, changes in ablations.trained_variants(P):
+        groups.setdefault(group, []).append(ablations._is_base(P, changes))
+        assert len(changes) == 1, "an ablation changes one setting at a time"
+    assert set(groups) == {"degree L", "loss", "prediction target", "network", "dropout"}
+    assert all(sum(flags) == 1 for flags in groups.values()), groups
+    assert P.ablations.samples in P.ablations.sample_counts
+
+
+def test_plain_mlp_has_no_sine_and_no_skips():
+    cfg = CSUNetConfig(L=4, embed_dim=8, widths=(32, 16), cond_dim=16, dropout=0.0)
+    net = PlainMLP(cfg)
+    x, t, e = torch.randn(5, 25), torch.randint(0, 1000, (5,)), torch.randn(5, 8)
+    assert net(x, t, e).shape == (5, 25)
+    assert net(x, t, None).shape == (5, 25)
+    names = {type(m).__name__ for m in net.modules()}
+    assert "FiLMSiren" not in names and "SirenBlock" not in names
+    widths = [m.out_features for m in net.body if isinstance(m, torch.nn.Linear)]
+    assert widths == [32, 16, 32, 25]
+    drop = torch.tensor([True, False, True, False, False])       # condition dropout uses the null embedding
+    torch.testing.assert_close(net(x[:1], t[:1], e[:1], drop_cond=drop[:1]), net(x[:1], t[:1], None))
+
+
+def test_build_rejects_unknown_arch_and_methods():
+    s = profiles.get("smoke").locdiff
+    from dataclasses import replace
+
+    assert isinstance(experiment.build(replace(s, arch="mlp"), 8).model, PlainMLP)
+    with pytest.raises(ValueError, match="arch"):
+        experiment.build(replace(s, arch="transformer"), 8)
+    with pytest.raises(ValueError, match="methods"):
+        compare.fit_all(profiles.get("smoke"), methods=("Classification", "kNN"))
