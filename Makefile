@@ -11,7 +11,7 @@ STAMP := $(VENV)/.locdiff-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 EXECUTED := build/notebooks/$(PROFILE)
 
-.PHONY: help setup figures test unit nbtest lab bench clean
+.PHONY: help setup figures test unit nbtest lab bench weights clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -47,6 +47,11 @@ bench: $(STAMP)  ## speed benchmarks; ratios printed, CSVs under data/results/
 	$(BIN)/python benchmarks/bench_shdd.py
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_locdiff.py
+
+weights: $(STAMP)  ## retrain (or reuse) the cpu-profile LocDiff and export it to weights/locdiff-cpu (shipped)
+	$(BIN)/python -c "from locdiff import pipeline, profiles; \
+	  p = pipeline.LocDiffPipeline.from_experiment(profiles.get('cpu')); \
+	  print('wrote', p.save_pretrained(pipeline.shipped_weights()))"
 
 clean:  ## remove executed notebooks, caches and smoke figures (keeps .venv, committed figures and results)
 	rm -rf build data/cache figures/smoke .pytest_cache

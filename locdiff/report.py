@@ -106,3 +106,15 @@ def generalization_summary(df: pd.DataFrame, metric: str = "acc@750km", method: 
         lines.append(f"- **{s}**, {metric}: {method} {v:.1f} [{lo:.1f}, {hi:.1f}] (change from test_iid "
                      f"{v - base:+.1f}); " + "; ".join(parts) + ".")
     return "\n".join(lines)
+
+
+def markdown_table(df: pd.DataFrame, split: str, metrics=None, intervals: bool = False) -> str:
+    """The methods x metrics table of one split as Markdown (for the README), from a results table."""
+    from .evaluate import POINT_METRICS, table
+
+    t = table(df, split, metrics or POINT_METRICS, intervals=intervals)
+    head = "| method | " + " | ".join(c.replace("acc@", "").replace("_km", " (km)") for c in t.columns) + " |"
+    rule = "|---" * (len(t.columns) + 1) + "|"
+    fmt = (lambda v: v) if intervals else (lambda v: f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.1f}")
+    rows = [f"| {m} | " + " | ".join(fmt(v) for v in r) + " |" for m, r in t.iterrows()]
+    return "\n".join([head, rule] + rows)

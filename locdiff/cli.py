@@ -1,0 +1,207 @@
+"""The ``locdiff`` command line.
+
+    locdiff predict IMAGE... [--top-k K] [--samples N] [--weights DIR] [--map out.png] [--json]
+    locdiff tile LAT LON [--out tile.png] [--size S] [--footprint-km KM]
+    locdiff train --profile P [--out DIR] [--resume]
+    locdiff evaluate --checkpoint DIR --split S [--profile P]
+
+Errors go to stderr with exit code 2 (bad input) or 1 (anything else unexpected).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _positive_int(name):
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1; got {text!r}") from None
+        if v < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1; got {v}")
+        return v
+    return parse
+
+
+def _float(name):
+    def parse(text):
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number; got {text!r}") from None
+    return parse
+
+
+def cmd_predict(args) -> int:
+    from .pipeline import LocDiffPipeline, PretrainedError
+
+    try:
+        pipe = LocDiffPipeline.from_pretrained(args.weights)
+    except PretrainedError as e:
+        raise UserError(str(e)) from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            table = pipe.predict(args.images, top_k=args.top_k, n=args.samples, seed=args.seed, progress=False)
+        except (FileNotFoundError, ValueError) as e:
+            raise UserError(str(e)) from None
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    table.insert(1, "file", [str(args.images[i]) for i in table["image"]])
+    if args.map:
+        _write_map(pipe, args, table)
+    if args.json:
+        out = [{"file": str(f), "predictions": [{"rank": int(r.rank), "lat": round(r.lat, 5), "lon": round(r.lon, 5),
+                                                 "score": round(float(r.score), 5)}
+                                                for r in table[table.image == i].itertuples()]}
+               for i, f in enumerate(args.images)]
+        print(json.dumps(out, indent=1))
+    else:
+        print(table.drop(columns="image").to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def _write_map(pipe, args, table) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import plots
+
+    plots.use_style()
+    image = args.images[0]
+    lat, lon, dens = pipe.density(image, resolution_deg=1.0, n=args.samples, seed=args.seed)
+    slat, slon = pipe.sample([image], n=args.samples, seed=args.seed, progress=False)
+    fig, ax = plots.world_map(figsize=(8, 4.3))
+    plots.plot_field(ax, lat, lon, dens / dens.max(), cmap="magma", vmin=0, vmax=1, colorbar="density (relative)")
+    plots.plot_points(ax, slat[0], slon[0], color=plots.COLORS["sample"], size=8, alpha=0.7, label="samples")
+    top = table[table.image == 0]
+    plots.plot_points(ax, top.lat, top.lon, color="#56B4E9", marker="X", size=60, edgecolors="k", linewidths=0.5,
+                      label=f"top-{len(top)} modes")
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title(f"LocDiff: {Path(str(image)).name}")
+    out = Path(args.map)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp" + out.suffix)
+    fig.savefig(tmp)
+    tmp.replace(out)
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def cmd_tile(args) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from . import geo
+    from .data.tiles import TileRenderer
+
+    try:
+        lat, lon = geo.validate_latlon(np.array([args.lat]), np.array([args.lon]))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    tile = TileRenderer(args.size, args.footprint_km).render(lat, lon)[0]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    Image.fromarray(tile.permute(1, 2, 0).numpy()).save(tmp, format="PNG")
+    tmp.replace(out)
+    print(f"wrote {out} ({args.size}x{args.size} px, {args.footprint_km:g} km across, centred on "
+          f"{float(lat[0]):.4f}, {float(lon[0]):.4f})", file=sys.stderr)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from . import experiment, profiles
+
+    try:
+        P = profiles.get(args.profile)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    out = Path(args.out) if args.out else None
+    if args.resume and not ((out or experiment.checkpoint_dir(P)) / "checkpoint").exists():
+        raise UserError(f"--resume: no checkpoint in {(out or experiment.checkpoint_dir(P))}")
+    ld, log = experiment.fit(P, out_dir=out, resume=args.resume)
+    print(f"trained LocDiff ({P.name}): {len(log)} log rows, checkpoint in {out or experiment.checkpoint_dir(P)}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from . import data, encoders, experiment, profiles
+    from .train import read_checkpoint_config
+
+    try:
+        P = profiles.get(args.profile)
+        path = Path(args.checkpoint)
+        read_checkpoint_config(path / "checkpoint" if (path / "checkpoint").exists() else path)
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError(str(e)) from None
+    emb = encoders.load_embeddings(P.data, P.encoder, P.seed)["embeddings"]
+    try:
+        ld = experiment.load(path, embed_dim=emb[args.split].shape[1])
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    split = data.load(P.data, P.seed, [args.split])[args.split]
+    row = experiment.evaluate(ld, emb[args.split], split.lat, split.lon)
+    print(json.dumps({"split": args.split, "images": len(split), **{k: round(v, 3) for k, v in row.items()}}, indent=1))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    from .data import SPLITS
+
+    p = argparse.ArgumentParser(prog="locdiff", description="LocDiff: image geolocalization by diffusion in the "
+                                "space of spherical-harmonic coefficients.")
+    sub = p.add_subparsers(dest="command", required=True)
+    pr = sub.add_parser("predict", help="top-k locations of images", description="Top-k locations of each image, "
+                        "from the shipped weights (or --weights DIR).")
+    pr.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
+    pr.add_argument("--top-k", type=_positive_int("--top-k"), default=5, help="modes per image (default 5)")
+    pr.add_argument("--samples", type=_positive_int("--samples"), default=16, help="samples per image (default 16)")
+    pr.add_argument("--weights", default=None, help="pretrained folder (default: the weights shipped with locdiff)")
+    pr.add_argument("--map", default=None, help="write a map of the first image's density, samples and modes (PNG)")
+    pr.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pr.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    pr.set_defaults(func=cmd_predict)
+    ti = sub.add_parser("tile", help="render the benchmark's tile for a place", description="Render the embedded "
+                        "benchmark's Blue Marble tile centred on LAT LON (degrees).")
+    ti.add_argument("lat", type=_float("LAT"), help="latitude in degrees, [-90, 90]")
+    ti.add_argument("lon", type=_float("LON"), help="longitude in degrees (wrapped into [-180, 180))")
+    ti.add_argument("--out", default="tile.png", help="output PNG (default tile.png)")
+    ti.add_argument("--size", type=_positive_int("--size"), default=32, help="pixels per side (default 32)")
+    ti.add_argument("--footprint-km", type=_float("--footprint-km"), default=300.0,
+                    help="ground width in km (default 300)")
+    ti.set_defaults(func=cmd_tile)
+    tr = sub.add_parser("train", help="train LocDiff for a profile", description="Train LocDiff on the embedded "
+                        "benchmark for a profile (smoke, cpu, gpu).")
+    tr.add_argument("--profile", required=True, help="smoke, cpu or gpu")
+    tr.add_argument("--out", default=None, help="run folder (default checkpoints/<profile>/locdiff)")
+    tr.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    tr.set_defaults(func=cmd_train)
+    ev = sub.add_parser("evaluate", help="evaluate a checkpoint on a split", description="Accuracy of a trained "
+                        "LocDiff checkpoint on one split of the embedded benchmark.")
+    ev.add_argument("--checkpoint", required=True, help="run or checkpoint folder")
+    ev.add_argument("--split", required=True, choices=list(SPLITS), help="split to evaluate")
+    ev.add_argument("--profile", default=None, help="profile of the data (default $LOCDIFF_PROFILE, else cpu)")
+    ev.set_defaults(func=cmd_evaluate)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"locdiff {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
