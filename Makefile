@@ -48,7 +48,7 @@ bench: $(STAMP)  ## speed benchmarks; ratios printed, CSVs under data/results/
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_locdiff.py
 
-weights: $(STAMP)  ## retrain (or reuse) the cpu-profile LocDiff and export it to weights/locdiff-cpu (shipped)
+weights: $(STAMP)  ## retrain (or reuse) the cpu-profile LocDiff and export it to locdiff/weights/locdiff-cpu (shipped)
 	$(BIN)/python -c "from locdiff import pipeline, profiles; \
 	  p = pipeline.LocDiffPipeline.from_experiment(profiles.get('cpu')); \
 	  print('wrote', p.save_pretrained(pipeline.shipped_weights()))"

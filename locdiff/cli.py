@@ -72,6 +72,7 @@ def cmd_predict(args) -> int:
 
 def _write_map(pipe, args, table) -> None:
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     from . import plots
@@ -81,7 +82,9 @@ def _write_map(pipe, args, table) -> None:
     lat, lon, dens = pipe.density(image, resolution_deg=1.0, n=args.samples, seed=args.seed)
     slat, slon = pipe.sample([image], n=args.samples, seed=args.seed, progress=False)
     fig, ax = plots.world_map(figsize=(8, 4.3))
-    plots.plot_field(ax, lat, lon, dens / dens.max(), cmap="magma", vmin=0, vmax=1, colorbar="density (relative)")
+    rel = dens / dens.max()
+    plots.plot_field(ax, lat, lon, np.where(rel < 0.01, np.nan, rel), cmap="magma_r", vmin=0, vmax=1,
+                     colorbar="density (relative to its maximum)")
     plots.plot_points(ax, slat[0], slon[0], color=plots.COLORS["sample"], size=8, alpha=0.7, label="samples")
     top = table[table.image == 0]
     plots.plot_points(ax, top.lat, top.lon, color="#56B4E9", marker="X", size=60, edgecolors="k", linewidths=0.5,

@@ -45,7 +45,9 @@ def show(pipe, lat: float, lon: float, n: int = 16, guidance: float = 1.0, seed:
     ax_t.axis("off")
     ax = fig.add_subplot(gs[1], projection=plots._projection("robinson"))
     plots.world_map(ax)
-    plots.plot_field(ax, lat_ax, lon_ax, f / f.max(), cmap="magma", vmin=0, vmax=1, colorbar="field (relative)")
+    rel = f / f.max()
+    plots.plot_field(ax, lat_ax, lon_ax, np.where(rel < 0.05, np.nan, rel), cmap="magma_r", vmin=0, vmax=1,
+                     colorbar="field (relative to its maximum)")
     plots.plot_points(ax, slat[:, 0].numpy(), slon[:, 0].numpy(), color=plots.COLORS["sample"], size=10, alpha=0.7,
                       label=f"{n} samples")
     plots.plot_points(ax, mlat[0].numpy(), mlon[0].numpy(), color="#56B4E9", marker="X", size=70, edgecolors="k",

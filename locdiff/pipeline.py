@@ -243,10 +243,8 @@ def _tapered_peak(L: int) -> float:
 
 
 def shipped_weights() -> Path:
-    """The folder of the weights that ship with the repository (``make weights``)."""
-    from .plots import repo_root
-
-    return repo_root() / "weights" / "locdiff-cpu"
+    """The folder of the weights that ship inside the package (``make weights`` writes them)."""
+    return Path(__file__).resolve().parent / "weights" / "locdiff-cpu"
 
 
 __all__ = ["LocDiffPipeline", "PretrainedError", "load_images", "shipped_weights", "FORMAT_VERSION"]

@@ -118,6 +118,7 @@ class BaselineSettings:
     gen_widths: tuple[int, ...] = (256, 256, 128)
     gen_steps: int = 4000
     gen_dropout: float = 0.1
+    gen_lr: tuple[float, ...] = (1e-3, 3e-4)        # tuned (flow matching diverges at 1e-3 on the cpu profile)
     guidance: tuple[float, ...] = (1.0, 2.0)        # tuned on val at sampling time (no retraining)
     # LocDiff-H
     hybrid_k: tuple[int, ...] = (1, 3, 10, 30)      # tuned: retrieval candidates re-ranked by the LocDiff field
@@ -166,7 +167,7 @@ _PROFILES = {
                                 eval_every=75, val_images=50, samples=8, ddim_steps=20, ema_decay=0.99),
         baselines=BaselineSettings(hidden=(128, 128), steps=150, tune_steps=60, batch_size=128, warmup=20,
                                    ema_decay=0.99, val_images=100, cell_max_count=(100, 400), label_tau_km=(75.0,),
-                                   queue_negatives=128, gen_widths=(64, 64), gen_steps=150, guidance=(1.0,),
+                                   queue_negatives=128, gen_widths=(64, 64), gen_steps=150, guidance=(1.0,), gen_lr=(1e-3,),
                                    hybrid_k=(1, 5)),
         ablations=AblationSettings(steps=60, images=100, samples=4, degrees=(4, 8), sample_counts=(1, 4)),
     ),

@@ -69,8 +69,8 @@ def mlp(d_in: int, hidden: tuple[int, ...], d_out: int, dropout: float) -> nn.Se
     return nn.Sequential(*layers, nn.Linear(d, d_out))
 
 
-def train_config(s: BaselineSettings, steps: int, seed: int) -> TrainConfig:
-    return TrainConfig(steps=steps, batch_size=s.batch_size, lr=s.lr, warmup=min(s.warmup, steps // 2),
+def train_config(s: BaselineSettings, steps: int, seed: int, lr: float | None = None) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=s.batch_size, lr=lr or s.lr, warmup=min(s.warmup, steps // 2),
                        ema_decay=s.ema_decay, eval_every=steps, checkpoint_every=steps, seed=seed)
 
 
@@ -82,10 +82,10 @@ def run_dir(profile: Profile, name: str) -> Path:
 
 
 def fit_model(ctx: Context, name: str, model: nn.Module, loss_fn: Callable, steps: int, config: dict,
-              progress: bool = True) -> float:
+              progress: bool = True, lr: float | None = None) -> float:
     """Train ``model`` with the shared loop (or reuse a finished identical run); returns the
-    training seconds recorded in the run's log."""
-    cfg = train_config(ctx.settings, steps, ctx.profile.seed)
+    training seconds recorded in the run's log. ``lr`` overrides the settings' learning rate."""
+    cfg = train_config(ctx.settings, steps, ctx.profile.seed, lr)
     model_config = {"method": name, "config": config, "train": asdict(cfg), "data": asdict(ctx.profile.data),
                     "encoder": asdict(ctx.profile.encoder), "seed": ctx.profile.seed}
     log = fit_or_load(model, loss_fn, len(ctx.emb), cfg, run_dir(ctx.profile, name), model_config,

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from ..diffusion import DDIMSampler, Diffusion, DiffusionConfig
 from ..model import CSUNet, CSUNetConfig
-from .common import Context, Fitted, fit_model, to_latlon, val_score, vote
+from .common import Context, Fitted, fit_model, to_latlon, tune, val_score, vote
 
 SQRT3 = math.sqrt(3.0)
 
@@ -51,14 +51,30 @@ def _sampled(ctx: Context, sample_fn, emb, guidance: float, seed: int, batch: in
     return {"lat": lat, "lon": lon, "sample_lat": slat, "sample_lon": slon}
 
 
-def _tuned(ctx: Context, name: str, sample_fn, seconds: float, model) -> Fitted:
-    """Pick the guidance scale on val (sampling only), return the fitted method."""
-    rows = []
-    for g in ctx.settings.guidance:
-        rows.append({"guidance": g, **val_score(ctx, lambda e: _sampled(ctx, sample_fn, e, g, seed=1))})
-    table = pd.DataFrame(rows)
-    g_best = float(table["guidance"].iloc[int(table["val_geoscore"].to_numpy().argmax())])
-    table["chosen"] = table["guidance"] == g_best
+def _tuned(ctx: Context, name: str, train_one, progress: bool) -> Fitted:
+    """Choose the learning rate (short runs, guidance 1) and then the guidance scale (sampling
+    only) on val; ``train_one(lr, steps) -> (sample_fn, seconds, model)``."""
+    s = ctx.settings
+
+    def build(cand, steps):
+        sample_fn, build.seconds, build.model = train_one(cand["lr"], steps)
+        build.sample_fn = sample_fn
+        return name, lambda e: _sampled(ctx, sample_fn, e, 1.0, seed=1)
+
+    best, lr_table = tune(ctx, [{"lr": lr} for lr in s.gen_lr], build, progress) if len(s.gen_lr) > 1 \
+        else ({"lr": s.gen_lr[0]}, pd.DataFrame())
+    build(best, s.gen_steps)
+    sample_fn, seconds, model = build.sample_fn, build.seconds, build.model
+    rows = [{"lr": best["lr"], "guidance": g, **val_score(ctx, lambda e: _sampled(ctx, sample_fn, e, g, seed=1))}
+            for g in s.guidance]
+    g_table = pd.DataFrame(rows)
+    g_best = float(g_table["guidance"].iloc[int(g_table["val_geoscore"].to_numpy().argmax())])
+    g_table["chosen"] = g_table["guidance"] == g_best
+    if len(lr_table):
+        lr_table["chosen"] = lr_table["lr"] == best["lr"]
+        lr_table["steps"] = s.tune_steps
+    g_table["steps"] = s.gen_steps
+    table = pd.concat([lr_table, g_table], ignore_index=True)
     return Fitted(name, lambda emb, seed=0: _sampled(ctx, sample_fn, emb, g_best, seed), seconds, table, model)
 
 
@@ -68,18 +84,22 @@ def fit_raw_diffusion(ctx: Context, progress: bool = True) -> Fitted:
     x0 = SQRT3 * ctx.xyz
     diffusion = Diffusion(DiffusionConfig(T=ld.T, schedule=ld.schedule, prediction=ld.prediction, loss="mse",
                                           p_uncond=ld.p_uncond), L=0, data_dim=3)
-    model = _network(ctx)
 
-    def loss_fn(m, idx, gen):
-        return diffusion.loss(m, x0[idx], ctx.emb[idx], gen)
+    def train_one(lr, steps):
+        model = _network(ctx)
 
-    config = {"csunet": asdict(model.config), "diffusion": asdict(diffusion.config)}
-    seconds = fit_model(ctx, f"raw-diffusion-s{s.gen_steps}", model, loss_fn, s.gen_steps, config, progress)
+        def loss_fn(m, idx, gen):
+            return diffusion.loss(m, x0[idx], ctx.emb[idx], gen)
 
-    def sample_fn(emb, n, guidance, gen):
-        return DDIMSampler(diffusion, ld.ddim_steps, 0.0, guidance).sample(model, emb, n, gen)
+        config = {"csunet": asdict(model.config), "diffusion": asdict(diffusion.config), "lr": lr}
+        seconds = fit_model(ctx, f"raw-diffusion-lr{lr:g}-s{steps}", model, loss_fn, steps, config, progress, lr)
 
-    return _tuned(ctx, "Raw diffusion", sample_fn, seconds, model)
+        def sample_fn(emb, n, guidance, gen):
+            return DDIMSampler(diffusion, ld.ddim_steps, 0.0, guidance).sample(model, emb, n, gen)
+
+        return sample_fn, seconds, model
+
+    return _tuned(ctx, "Raw diffusion", train_one, progress)
 
 
 # ----------------------------------------------------------------------------- flow matching
@@ -110,40 +130,43 @@ def exp_map(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 def fit_flow_matching(ctx: Context, progress: bool = True) -> Fitted:
-    s, ld = ctx.settings, ctx.profile.locdiff
+    ld = ctx.profile.locdiff
     x1_all = ctx.xyz
-    model = _network(ctx)
     T = 1000.0                                    # continuous time t ∈ [0, 1] enters the net as t·T
 
-    def loss_fn(m, idx, gen):
-        B = len(idx)
-        x0 = uniform_sphere(B, gen)
-        t = torch.rand(B, generator=gen)
-        drop = torch.rand(B, generator=gen) < ld.p_uncond
-        xt, ut = geodesic(x0, x1_all[idx], t)
-        v = tangent(m(xt, t * T, ctx.emb[idx], drop_cond=drop).float(), xt)
-        return {"loss": ((v - ut) ** 2).sum(-1).mean()}
+    def train_one(lr, steps):
+        model = _network(ctx)
 
-    config = {"csunet": asdict(model.config), "p_uncond": ld.p_uncond, "time_scale": T}
-    seconds = fit_model(ctx, f"flow-matching-s{s.gen_steps}", model, loss_fn, s.gen_steps, config, progress)
+        def loss_fn(m, idx, gen):
+            B = len(idx)
+            x0 = uniform_sphere(B, gen)
+            t = torch.rand(B, generator=gen)
+            drop = torch.rand(B, generator=gen) < ld.p_uncond
+            xt, ut = geodesic(x0, x1_all[idx], t)
+            v = tangent(m(xt, t * T, ctx.emb[idx], drop_cond=drop).float(), xt)
+            return {"loss": ((v - ut) ** 2).sum(-1).mean()}
 
-    def sample_fn(emb, n, guidance, gen):
-        steps = ld.ddim_steps
-        e = emb.repeat_interleave(n, 0)
-        x = uniform_sphere(len(e), gen)
-        for i in range(steps):
-            t = torch.full((len(e),), i / steps)
-            if guidance == 1.0:
-                v = model(x, t * T, e)
-            else:
-                both = model(torch.cat([x, x]), torch.cat([t, t]) * T, torch.cat([e, e]),
-                             drop_cond=torch.cat([torch.zeros(len(e), dtype=torch.bool), torch.ones(len(e), dtype=torch.bool)]))
-                c, u = both.chunk(2)
-                v = u + guidance * (c - u)
-            x = exp_map(x, tangent(v.float(), x) / steps)
-        return x.reshape(len(emb), n, 3)
+        config = {"csunet": asdict(model.config), "p_uncond": ld.p_uncond, "time_scale": T, "lr": lr}
+        seconds = fit_model(ctx, f"flow-matching-lr{lr:g}-s{steps}", model, loss_fn, steps, config, progress, lr)
 
-    return _tuned(ctx, "Flow matching", sample_fn, seconds, model)
+        def sample_fn(emb, n, guidance, gen):
+            steps_ = ld.ddim_steps
+            e = emb.repeat_interleave(n, 0)
+            x = uniform_sphere(len(e), gen)
+            for i in range(steps_):
+                t = torch.full((len(e),), i / steps_)
+                if guidance == 1.0:
+                    v = model(x, t * T, e)
+                else:
+                    flags = torch.cat([torch.zeros(len(e), dtype=torch.bool), torch.ones(len(e), dtype=torch.bool)])
+                    c, u = model(torch.cat([x, x]), torch.cat([t, t]) * T, torch.cat([e, e]), drop_cond=flags).chunk(2)
+                    v = u + guidance * (c - u)
+                x = exp_map(x, tangent(v.float(), x) / steps_)
+            return x.reshape(len(emb), n, 3)
+
+        return sample_fn, seconds, model
+
+    return _tuned(ctx, "Flow matching", train_one, progress)
 
 
 __all__ = ["fit_raw_diffusion", "fit_flow_matching", "geodesic", "exp_map", "tangent", "uniform_sphere"]
