@@ -47,6 +47,7 @@ bench: $(STAMP)  ## speed benchmarks; ratios printed, CSVs under data/results/
 	$(BIN)/python benchmarks/bench_shdd.py
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_locdiff.py
+	$(BIN)/python benchmarks/bench_pipeline.py
 
 weights: $(STAMP)  ## retrain (or reuse) the cpu-profile LocDiff and export it to locdiff/weights/locdiff-cpu (shipped)
 	$(BIN)/python -c "from locdiff import pipeline, profiles; \

@@ -85,17 +85,40 @@ class SirenBlock(nn.Module):
         return self.skip(x) + h
 
 
-class CSUNet(nn.Module):
-    """Predicts x0, ε or v (see ``diffusion``) from x_t [B, D], t [B] and embeddings [B, E]."""
+class Denoiser(nn.Module):
+    """What every denoiser shares: the condition c = MLP([embedding, timestep embedding]) and the
+    learned null embedding that stands for "no image" (classifier-free guidance)."""
 
     def __init__(self, config: CSUNetConfig):
         super().__init__()
         self.config = cfg = config
-        if len(cfg.widths) < 2:
-            raise ValueError(f"widths must have at least two entries (input width, bottleneck); got {cfg.widths}")
         self.cond = nn.Sequential(nn.Linear(cfg.embed_dim + cfg.time_dim, cfg.cond_dim), nn.SiLU(),
                                   nn.Linear(cfg.cond_dim, cfg.cond_dim), nn.SiLU())
         self.null_embedding = nn.Parameter(torch.zeros(cfg.embed_dim))   # the "no image" condition
+
+    def condition(self, t: torch.Tensor, emb: torch.Tensor | None, drop_cond: torch.Tensor | None,
+                  batch: int) -> torch.Tensor:
+        """c [B, cond_dim]; emb None means unconditional; drop_cond [B] bool replaces the marked
+        rows' embeddings by the null embedding."""
+        null = self.null_embedding.expand(batch, -1)
+        if emb is None:
+            emb = null
+        elif drop_cond is not None:
+            emb = torch.where(drop_cond[:, None], null, emb)
+        return self.cond(torch.cat([emb, timestep_embedding(t, self.config.time_dim)], -1))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class CSUNet(Denoiser):
+    """Predicts x0, ε or v (see ``diffusion``) from x_t [B, D], t [B] and embeddings [B, E]."""
+
+    def __init__(self, config: CSUNetConfig):
+        if len(config.widths) < 2:
+            raise ValueError(f"widths must have at least two entries (input width, bottleneck); got {config.widths}")
+        super().__init__(config)
+        cfg = config
         self.inp = FiLMSiren(cfg.dim, cfg.widths[0], cfg.cond_dim, cfg.w0, first=True)
         w = cfg.widths
         self.down = nn.ModuleList(SirenBlock(w[i], w[i + 1], cfg.cond_dim, cfg.w0, cfg.dropout)
@@ -109,13 +132,7 @@ class CSUNet(nn.Module):
                 drop_cond: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, D], t [B] int, emb [B, E] or None (unconditional); drop_cond [B] bool replaces
         the embedding of the marked rows by the learned null embedding (classifier-free guidance)."""
-        B = x.shape[0]
-        null = self.null_embedding.expand(B, -1)
-        if emb is None:
-            emb = null
-        elif drop_cond is not None:
-            emb = torch.where(drop_cond[:, None], null, emb)
-        c = self.cond(torch.cat([emb, timestep_embedding(t, self.config.time_dim)], -1))
+        c = self.condition(t, emb, drop_cond, x.shape[0])
         h = self.inp(x, c)
         skips = []
         for block in self.down:
@@ -126,21 +143,15 @@ class CSUNet(nn.Module):
             h = block(torch.cat([h, skips.pop()], -1), c)
         return self.out(h)
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
-
-class PlainMLP(nn.Module):
+class PlainMLP(Denoiser):
     """The ablation's baseline denoiser: an MLP with ReLU, no sine activations and no skip
     connections; the condition (embedding + timestep, same ``cond`` network as CS-UNet) is
     concatenated to the input. Same interface and widths as ``CSUNet``."""
 
     def __init__(self, config: CSUNetConfig):
-        super().__init__()
-        self.config = cfg = config
-        self.cond = nn.Sequential(nn.Linear(cfg.embed_dim + cfg.time_dim, cfg.cond_dim), nn.SiLU(),
-                                  nn.Linear(cfg.cond_dim, cfg.cond_dim), nn.SiLU())
-        self.null_embedding = nn.Parameter(torch.zeros(cfg.embed_dim))
+        super().__init__(config)
+        cfg = config
         w = (cfg.dim + cfg.cond_dim,) + tuple(cfg.widths) + tuple(reversed(cfg.widths[:-1]))
         layers = []
         for a, b in zip(w[:-1], w[1:]):
@@ -148,14 +159,4 @@ class PlainMLP(nn.Module):
         self.body = nn.Sequential(*layers, nn.Linear(w[-1], cfg.dim))
 
     def forward(self, x, t, emb, drop_cond=None):
-        B = x.shape[0]
-        null = self.null_embedding.expand(B, -1)
-        if emb is None:
-            emb = null
-        elif drop_cond is not None:
-            emb = torch.where(drop_cond[:, None], null, emb)
-        c = self.cond(torch.cat([emb, timestep_embedding(t, self.config.time_dim)], -1))
-        return self.body(torch.cat([x, c], -1))
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        return self.body(torch.cat([x, self.condition(t, emb, drop_cond, x.shape[0])], -1))
