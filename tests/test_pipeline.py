@@ -109,9 +109,11 @@ def test_density_and_localizability(tiny):
     assert 0.0 < loc <= 1.0
 
 
-def _cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "locdiff.cli", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
+def _cli(*args, cwd, timeout=600):
+    """Run the installed ``locdiff`` command (the console script beside this Python), else the module."""
+    script = Path(sys.executable).parent / "locdiff"
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "locdiff.cli"]
+    return subprocess.run(cmd + [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.skipif(not (pipeline.shipped_weights() / "config.json").exists(), reason="no shipped weights")
@@ -144,3 +146,20 @@ def test_cli_errors_exit_non_zero_with_messages(tmp_path, tiny):
         assert r.returncode == 0 and "usage: locdiff" in r.stdout
     r = _cli("train", "--profile", "laptop", cwd=tmp_path)
     assert r.returncode == 2 and "profile must be one of" in r.stderr
+    big = tmp_path / "big.png"
+    Image.fromarray(_tiles(1, size=64)[0]).save(big)
+    r = _cli("predict", big, "--weights", weights, "--top-k", 2, "--samples", 2, cwd=tmp_path)
+    assert r.returncode == 0 and "resized" in r.stderr
+    r = _cli("evaluate", "--checkpoint", tmp_path / "nowhere", "--split", "val", cwd=tmp_path)
+    assert r.returncode == 2 and "not a checkpoint folder" in r.stderr
+
+
+def test_cli_train_then_evaluate_smoke(tmp_path):
+    """``locdiff train`` on the smoke profile into a folder, then ``locdiff evaluate`` on it."""
+    r = _cli("train", "--profile", "smoke", "--out", tmp_path / "run", cwd=tmp_path, timeout=1200)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "run" / "checkpoint" / "model.safetensors").exists()
+    r = _cli("evaluate", "--checkpoint", tmp_path / "run", "--split", "val", "--profile", "smoke", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert out["split"] == "val" and 0 <= out["acc@2500km"] <= 100 and out["median_km"] > 0
