@@ -118,7 +118,7 @@ class BaselineSettings:
     gen_widths: tuple[int, ...] = (256, 256, 128)
     gen_steps: int = 4000
     gen_dropout: float = 0.1
-    gen_lr: tuple[float, ...] = (1e-3, 3e-4)        # tuned (flow matching diverges at 1e-3 on the cpu profile)
+    gen_lr: tuple[float, ...] = (1e-3, 3e-4)        # tuned with full-length runs (flow matching can diverge late)
     guidance: tuple[float, ...] = (1.0, 2.0)        # tuned on val at sampling time (no retraining)
     # LocDiff-H
     hybrid_k: tuple[int, ...] = (1, 3, 10, 30)      # tuned: retrieval candidates re-ranked by the LocDiff field

@@ -101,12 +101,12 @@ def val_score(ctx: Context, predict: Callable[..., dict]) -> dict:
 
 
 def tune(ctx: Context, candidates: list[dict], build: Callable[[dict, int], tuple[str, Callable]],
-         progress: bool = True) -> tuple[dict, pd.DataFrame]:
-    """Train each candidate for ``tune_steps`` (``build(candidate, steps) -> (run name, predict)``),
-    score it on val, return the best candidate and the tuning table."""
+         progress: bool = True, steps: int | None = None) -> tuple[dict, pd.DataFrame]:
+    """Train each candidate for ``steps`` (default ``tune_steps``; ``build(candidate, steps) -> (run
+    name, predict)``), score it on val, return the best candidate and the tuning table."""
     rows = []
     for cand in candidates:
-        _, predict = build(cand, ctx.settings.tune_steps)
+        _, predict = build(cand, steps or ctx.settings.tune_steps)
         rows.append({**cand, **val_score(ctx, predict)})
     table = pd.DataFrame(rows)
     best = candidates[int(table["val_geoscore"].to_numpy().argmax())]

@@ -52,8 +52,10 @@ def _sampled(ctx: Context, sample_fn, emb, guidance: float, seed: int, batch: in
 
 
 def _tuned(ctx: Context, name: str, train_one, progress: bool) -> Fitted:
-    """Choose the learning rate (short runs, guidance 1) and then the guidance scale (sampling
-    only) on val; ``train_one(lr, steps) -> (sample_fn, seconds, model)``."""
+    """Choose the learning rate (full-length runs scored at guidance 1: flow matching can diverge
+    late, so short runs would mislead) and then the guidance scale (sampling only) on val;
+    ``train_one(lr, steps) -> (sample_fn, seconds, model)``. The chosen run is reloaded, not
+    trained again."""
     s = ctx.settings
 
     def build(cand, steps):
@@ -61,8 +63,8 @@ def _tuned(ctx: Context, name: str, train_one, progress: bool) -> Fitted:
         build.sample_fn = sample_fn
         return name, lambda e: _sampled(ctx, sample_fn, e, 1.0, seed=1)
 
-    best, lr_table = tune(ctx, [{"lr": lr} for lr in s.gen_lr], build, progress) if len(s.gen_lr) > 1 \
-        else ({"lr": s.gen_lr[0]}, pd.DataFrame())
+    best, lr_table = tune(ctx, [{"lr": lr} for lr in s.gen_lr], build, progress, steps=s.gen_steps) \
+        if len(s.gen_lr) > 1 else ({"lr": s.gen_lr[0]}, pd.DataFrame())
     build(best, s.gen_steps)
     sample_fn, seconds, model = build.sample_fn, build.seconds, build.model
     rows = [{"lr": best["lr"], "guidance": g, **val_score(ctx, lambda e: _sampled(ctx, sample_fn, e, g, seed=1))}
@@ -72,7 +74,7 @@ def _tuned(ctx: Context, name: str, train_one, progress: bool) -> Fitted:
     g_table["chosen"] = g_table["guidance"] == g_best
     if len(lr_table):
         lr_table["chosen"] = lr_table["lr"] == best["lr"]
-        lr_table["steps"] = s.tune_steps
+        lr_table["steps"] = s.gen_steps
     g_table["steps"] = s.gen_steps
     table = pd.concat([lr_table, g_table], ignore_index=True)
     return Fitted(name, lambda emb, seed=0: _sampled(ctx, sample_fn, emb, g_best, seed), seconds, table, model)
