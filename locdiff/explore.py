@@ -59,8 +59,9 @@ def show(pipe, lat: float, lon: float, n: int = 16, guidance: float = 1.0, seed:
     return fig, {"lat": lat, "lon": lon, "pred_lat": float(mlat[0, 0]), "pred_lon": float(mlon[0, 0]), "error_km": err}
 
 
-def explorer(pipe, test_split=None):
-    """ipywidgets controls around ``show``. ``test_split``: a data split for the random-tile button."""
+def explorer(pipe, test_split=None, draw_first: bool = False):
+    """ipywidgets controls around ``show``. ``test_split``: a data split for the random-tile button;
+    ``draw_first`` draws Paris into the widget at once (otherwise on the first interaction)."""
     import ipywidgets as w
     import matplotlib.pyplot as plt
     from IPython.display import display
@@ -81,7 +82,8 @@ def explorer(pipe, test_split=None):
         out.clear_output(wait=True)
         with out:
             fig, summary = show(pipe, lat.value, lon.value, samples.value, guidance.value, title=title)
-            plt.show(fig)
+            display(fig)
+            plt.close(fig)
         status.value = f"error of the top mode: <b>{summary['error_km']:,.0f} km</b>"
 
     def on_name(_):
@@ -103,5 +105,8 @@ def explorer(pipe, test_split=None):
     rand.on_click(on_random)
     ui = w.VBox([w.HBox([name, rand]), w.HBox([lat, lon, go]), w.HBox([samples, guidance]), status, out])
     display(ui)
-    draw("Paris (FR)")
+    if draw_first:
+        draw("Paris (FR)")
+    else:
+        status.value = "choose a place, coordinates or a random test tile"
     return ui
