@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from . import evaluate, experiment, shdd
 from .data import load as load_data
@@ -68,7 +69,7 @@ def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int
                                       seed=profile.seed):
             rows.append({"group": group, "variant": variant, "base": is_base, **r})
 
-    for group, variant, changes in trained_variants(profile):
+    for group, variant, changes in tqdm(trained_variants(profile), desc="ablation variants", disable=not progress):
         key = tuple(sorted(changes.items()))
         slug = "-".join(f"{k}{v}" for k, v in key)
         is_base = _is_base(profile, changes)

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from . import evaluate, experiment
 from .baselines import classification, generative, hybrid, regression, retrieval
@@ -89,10 +90,12 @@ def run(profile: Profile, methods=METHODS, splits=evaluate.TEST_SPLITS, n_boot: 
     data = load_data(profile.data, profile.seed, list(splits), progress=progress)
     emb = load_embeddings(profile.data, profile.encoder, profile.seed, progress=progress)["embeddings"]
     rows, preds = [], {}
+    bar = tqdm(total=len(splits) * len(fitted), desc="predicting test splits", disable=not progress)
     for split in splits:
         truth = data[split]
         locdiff_out = None
         for name, f in fitted.items():
+            bar.set_postfix_str(f"{name} on {split}")
             t0 = time.perf_counter()
             if name == "LocDiff-H":
                 p = f.predict(emb[split], locdiff_output=locdiff_out)
@@ -106,6 +109,8 @@ def run(profile: Profile, methods=METHODS, splits=evaluate.TEST_SPLITS, n_boot: 
                                          train_seconds=f.train_seconds, predict_seconds=seconds,
                                          sample_lat=p.get("sample_lat"), sample_lon=p.get("sample_lon"),
                                          n_boot=n_boot, seed=profile.seed)
+            bar.update()
+    bar.close()
     df = evaluate.write_results(rows, csv)
     tuning = pd.concat([f.tuning.assign(method=name) for name, f in fitted.items() if len(f.tuning)], ignore_index=True)
     atomic_write(tuning_csv, lambda tmp: tuning.to_csv(tmp, index=False))
