@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from . import evaluate, experiment
 from .baselines import classification, generative, hybrid, regression, retrieval
-from .baselines.common import Context, Fitted, load_context, val_score
+from .baselines.common import Context, Fitted, choose, load_context, val_score
 from .data import load as load_data
 from .diffusion import LATENT_SCALE, predict as predict_from_latents
 from .encoders import load_embeddings
@@ -39,9 +39,8 @@ def fit_locdiff(ctx: Context, progress: bool = True) -> Fitted:
                 "sample_lat": slat.numpy(), "sample_lon": slon.numpy(), "field_coeffs": samples.mean(1) / LATENT_SCALE}
 
     rows = [{"guidance": g, **val_score(ctx, lambda e: predict_with(e, g, seed=1))} for g in ctx.settings.guidance]
-    table = pd.DataFrame(rows)
-    g_best = float(table["guidance"].iloc[int(table["val_geoscore"].to_numpy().argmax())])
-    table["chosen"] = table["guidance"] == g_best
+    g_best, table = choose(rows, "guidance")
+    g_best = float(g_best)
     seconds = float(log["time_s"].iloc[-1]) if "time_s" in log else float("nan")
     return Fitted("LocDiff", lambda emb, seed=0: predict_with(emb, g_best, seed), seconds, table, ld.model)
 

@@ -18,7 +18,7 @@ from .data import load as load_data
 from .diffusion import DDIMSampler, DDPMSampler, Diffusion, DiffusionConfig, predict
 from .model import CSUNet, CSUNetConfig, PlainMLP
 from .profiles import LocDiffSettings, Profile
-from .train import TrainConfig, fit_or_load, json_safe, load_weights, read_checkpoint_config
+from .train import TrainConfig, fit_or_load, json_safe, load_weights, read_checkpoint_config  # noqa: F401 (json_safe re-exported)
 
 
 @dataclass

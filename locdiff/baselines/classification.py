@@ -89,6 +89,5 @@ def fit(ctx: Context, progress: bool = True) -> Fitted:
     candidates = [{"cell_max_count": c, "label_tau_km": t} for c in s.cell_max_count for t in s.label_tau_km]
     best, table = tune(ctx, candidates, build, progress)
     _, predict = build(best, s.steps)
-    table["chosen"] = [c == best for c in candidates]
     table["cells"] = [len(adaptive_cells(ctx.lat, ctx.lon, c["cell_max_count"])[1]) for c in candidates]
     return Fitted(NAME, predict, build.seconds, table, build.model)

@@ -108,9 +108,20 @@ def tune(ctx: Context, candidates: list[dict], build: Callable[[dict, int], tupl
     for cand in candidates:
         _, predict = build(cand, steps or ctx.settings.tune_steps)
         rows.append({**cand, **val_score(ctx, predict)})
-    table = pd.DataFrame(rows)
-    best = candidates[int(table["val_geoscore"].to_numpy().argmax())]
-    return best, table
+    table = mark_best(pd.DataFrame(rows))
+    return candidates[int(table["chosen"].to_numpy().argmax())], table
+
+
+def mark_best(table: pd.DataFrame) -> pd.DataFrame:
+    """The tuning table with a ``chosen`` column: True on the row of highest ``val_geoscore``."""
+    best = int(table["val_geoscore"].to_numpy().argmax())
+    return table.assign(chosen=np.arange(len(table)) == best)
+
+
+def choose(rows: list[dict], key: str) -> tuple[float, pd.DataFrame]:
+    """A setting picked on val without retraining: (the best row's ``key``, the marked table)."""
+    table = mark_best(pd.DataFrame(rows))
+    return table[key][table["chosen"]].iloc[0], table
 
 
 def batched(fn: Callable[[torch.Tensor], torch.Tensor], emb, batch: int = 2048) -> torch.Tensor:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from ..diffusion import DDIMSampler, Diffusion, DiffusionConfig
 from ..model import CSUNet, CSUNetConfig
-from .common import Context, Fitted, fit_model, to_latlon, tune, val_score, vote
+from .common import Context, Fitted, choose, fit_model, to_latlon, tune, val_score, vote
 
 SQRT3 = math.sqrt(3.0)
 
@@ -69,11 +69,9 @@ def _tuned(ctx: Context, name: str, train_one, progress: bool) -> Fitted:
     sample_fn, seconds, model = build.sample_fn, build.seconds, build.model
     rows = [{"lr": best["lr"], "guidance": g, **val_score(ctx, lambda e: _sampled(ctx, sample_fn, e, g, seed=1))}
             for g in s.guidance]
-    g_table = pd.DataFrame(rows)
-    g_best = float(g_table["guidance"].iloc[int(g_table["val_geoscore"].to_numpy().argmax())])
-    g_table["chosen"] = g_table["guidance"] == g_best
+    g_best, g_table = choose(rows, "guidance")
+    g_best = float(g_best)
     if len(lr_table):
-        lr_table["chosen"] = lr_table["lr"] == best["lr"]
         lr_table["steps"] = s.gen_steps
     g_table["steps"] = s.gen_steps
     table = pd.concat([lr_table, g_table], ignore_index=True)
@@ -82,7 +80,7 @@ def _tuned(ctx: Context, name: str, train_one, progress: bool) -> Fitted:
 
 # ----------------------------------------------------------------------------- raw diffusion
 def fit_raw_diffusion(ctx: Context, progress: bool = True) -> Fitted:
-    s, ld = ctx.settings, ctx.profile.locdiff
+    ld = ctx.profile.locdiff
     x0 = SQRT3 * ctx.xyz
     diffusion = Diffusion(DiffusionConfig(T=ld.T, schedule=ld.schedule, prediction=ld.prediction, loss="mse",
                                           p_uncond=ld.p_uncond), L=0, data_dim=3)

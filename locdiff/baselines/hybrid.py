@@ -10,11 +10,10 @@ exact place. K is chosen on val.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import torch
 
 from .. import shdd
-from .common import Context, Fitted, val_score
+from .common import Context, Fitted, choose, val_score
 
 NAME = "LocDiff-H"
 
@@ -36,9 +35,8 @@ def fit(ctx: Context, retrieval: Fitted, locdiff: Fitted) -> Fitted:
     for k in ctx.settings.hybrid_k:
         la, lo = rerank(ld_val["field_coeffs"], top_val["top_lat"], top_val["top_lon"], k)
         rows.append({"hybrid_k": k, **val_score(ctx, lambda e: {"lat": la, "lon": lo})})
-    table = pd.DataFrame(rows)
-    k_best = int(table["hybrid_k"].iloc[int(table["val_geoscore"].to_numpy().argmax())])
-    table["chosen"] = table["hybrid_k"] == k_best
+    k_best, table = choose(rows, "hybrid_k")
+    k_best = int(k_best)
 
     def predict(emb, locdiff_output: dict | None = None, seed: int = 0):
         out = locdiff_output if locdiff_output is not None else locdiff.predict(emb, seed=seed)
