@@ -26,11 +26,12 @@ $(STAMP): pyproject.toml
 
 figures: $(STAMP)  ## execute every notebook in order with papermill (PROFILE=cpu|smoke|gpu); figures land in figures/
 	@mkdir -p $(EXECUTED)
-	@for nb in $(NOTEBOOKS); do \
-	  name=$$(basename $$nb); echo "== $$name (profile $(PROFILE))"; \
+	@t0=$$(date +%s); for nb in $(NOTEBOOKS); do \
+	  name=$$(basename $$nb); echo "== $$name (profile $(PROFILE))"; t=$$(date +%s); \
 	  LOCDIFF_PROFILE=$(PROFILE) $(BIN)/papermill --cwd notebooks -p profile $(PROFILE) \
 	    $$nb $(EXECUTED)/$$name --progress-bar || { echo "FAILED: $$name"; exit 1; }; \
-	done
+	  echo "== $$name took $$(( $$(date +%s) - t )) s"; \
+	done; echo "== all notebooks took $$(( $$(date +%s) - t0 )) s"
 
 test: unit nbtest  ## unit tests (pytest) and every notebook through nbval with the smoke profile
 
