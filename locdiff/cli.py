@@ -5,7 +5,9 @@
     locdiff train --profile P [--out DIR] [--resume]
     locdiff evaluate --checkpoint DIR --split S [--profile P]
 
-Errors go to stderr with exit code 2 (bad input) or 1 (anything else unexpected).
+Errors go to stderr with exit code 2 (bad input) or 1 (anything else unexpected); an interrupted
+``train`` (SIGINT/SIGTERM) writes a checkpoint and exits with 128 + the signal number. Also runs as
+``python -m locdiff`` and, data parallel, ``accelerate launch --multi_gpu --num_processes N -m locdiff train``.
 """
 from __future__ import annotations
 
@@ -131,8 +133,18 @@ def cmd_train(args) -> int:
     out = Path(args.out) if args.out else None
     if args.resume and not ((out or experiment.checkpoint_dir(P)) / "checkpoint").exists():
         raise UserError(f"--resume: no checkpoint in {(out or experiment.checkpoint_dir(P))}")
-    ld, log = experiment.fit(P, out_dir=out, resume=args.resume)
-    print(f"trained LocDiff ({P.name}): {len(log)} log rows, checkpoint in {out or experiment.checkpoint_dir(P)}")
+    from .train import CheckpointError, TrainingInterrupted, process_state
+
+    try:
+        ld, log = experiment.fit(P, out_dir=out, resume=args.resume)
+    except CheckpointError as e:
+        raise UserError(str(e)) from None
+    except TrainingInterrupted as e:
+        if process_state().is_main_process:
+            print(f"locdiff train: interrupted by {e}", file=sys.stderr)
+        return 128 + e.signum
+    if process_state().is_main_process:
+        print(f"trained LocDiff ({P.name}): {len(log)} log rows, checkpoint in {out or experiment.checkpoint_dir(P)}")
     return 0
 
 
@@ -183,10 +195,12 @@ def parser() -> argparse.ArgumentParser:
                     help="ground width in km (default 300)")
     ti.set_defaults(func=cmd_tile)
     tr = sub.add_parser("train", help="train LocDiff for a profile", description="Train LocDiff on the embedded "
-                        "benchmark for a profile (smoke, cpu, gpu).")
+                        "benchmark for a profile (smoke, cpu, gpu). Data parallel on several processes or GPUs: "
+                        "accelerate launch --multi_gpu --num_processes N -m locdiff train ...")
     tr.add_argument("--profile", required=True, help="smoke, cpu or gpu")
     tr.add_argument("--out", default=None, help="run folder (default checkpoints/<profile>/locdiff)")
-    tr.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    tr.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint (after an "
+                    "interrupt: SIGINT/SIGTERM write a checkpoint and exit with status 128 + the signal number)")
     tr.set_defaults(func=cmd_train)
     ev = sub.add_parser("evaluate", help="evaluate a checkpoint on a split", description="Accuracy of a trained "
                         "LocDiff checkpoint on one split of the embedded benchmark.")

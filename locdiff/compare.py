@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ from .baselines.common import Context, Fitted, choose, load_context, val_score
 from .data import load as load_data
 from .diffusion import LATENT_SCALE, predict as predict_from_latents
 from .encoders import load_embeddings
-from .io import atomic_write
+from .io import atomic_write, cache_problem, sha256
 from .profiles import Profile
 
 METHODS = ("Classification", "Retrieval", "Regression", "Raw diffusion", "Flow matching", "LocDiff", "LocDiff-H")
@@ -75,16 +76,19 @@ def run(profile: Profile, methods=METHODS, splits=evaluate.TEST_SPLITS, n_boot: 
     splits, nothing is recomputed."""
     out_dir = evaluate.results_dir(profile.name)
     csv, tuning_csv, cache = out_dir / "methods.csv", out_dir / "tuning.csv", _cache_path(profile)
+    manifest = cache.with_suffix(".json")
     key = json.dumps({"methods": list(methods), "splits": list(splits), "n_boot": n_boot})
-    if reuse and csv.exists() and cache.exists():
-        with np.load(cache, allow_pickle=False) as z:
-            if str(z["key"]) == key:
+    if reuse and csv.exists():
+        problem, meta = cache_problem(manifest, {cache.name: cache}, "no cached predictions")
+        if problem is None and meta.get("key") == key:
+            with np.load(cache, allow_pickle=False) as z:
                 preds = {}
                 for name in z.files:
-                    if name != "key":
-                        m, s, field = name.split("|")
-                        preds.setdefault((m, s), {})[field] = z[name]
-                return evaluate.read_results(csv), preds
+                    m, s, field = name.split("|")
+                    preds.setdefault((m, s), {})[field] = z[name]
+            return evaluate.read_results(csv), preds
+        if progress and problem is not None and problem != "no cached predictions":
+            print(f"predictions cache: {problem}; recomputing")
     fitted = fit_all(profile, methods, progress)
     data = load_data(profile.data, profile.seed, list(splits), progress=progress)
     emb = load_embeddings(profile.data, profile.encoder, profile.seed, progress=progress)["embeddings"]
@@ -114,7 +118,8 @@ def run(profile: Profile, methods=METHODS, splits=evaluate.TEST_SPLITS, n_boot: 
     tuning = pd.concat([f.tuning.assign(method=name) for name, f in fitted.items() if len(f.tuning)], ignore_index=True)
     atomic_write(tuning_csv, lambda tmp: tuning.to_csv(tmp, index=False))
     arrays = {"|".join((m, s, k)): v for (m, s), p in preds.items() for k, v in p.items()}
-    atomic_write(cache, lambda tmp: np.savez(open(tmp, "wb"), key=np.array(key), **arrays))
+    atomic_write(cache, lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+    atomic_write(manifest, lambda tmp: Path(tmp).write_text(json.dumps({"key": key, "sha256": {cache.name: sha256(cache)}})))
     return df, preds
 
 

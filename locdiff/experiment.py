@@ -18,7 +18,7 @@ from .data import load as load_data
 from .diffusion import DDIMSampler, DDPMSampler, Diffusion, DiffusionConfig, predict
 from .model import CSUNet, CSUNetConfig, PlainMLP
 from .profiles import LocDiffSettings, Profile
-from .train import TrainConfig, fit_or_load, json_safe, load_weights, read_checkpoint_config  # noqa: F401 (json_safe re-exported)
+from .train import TrainConfig, fit_or_load, json_safe, load_weights, process_state, read_checkpoint_config  # noqa: F401 (json_safe re-exported)
 
 
 @dataclass
@@ -98,8 +98,9 @@ def fit(profile: Profile, settings: LocDiffSettings | None = None, out_dir=None,
     (8 samples, 20 DDIM steps), accuracy at 750 and 2500 km and median error.
     """
     s = settings or profile.locdiff
-    enc = encoders.load_embeddings(profile.data, profile.encoder, profile.seed, progress=progress)
-    data = load_data(profile.data, profile.seed, ["train", "val"], progress=progress)
+    with process_state().main_process_first():     # under accelerate launch, one process builds the caches
+        enc = encoders.load_embeddings(profile.data, profile.encoder, profile.seed, progress=progress)
+        data = load_data(profile.data, profile.seed, ["train", "val"], progress=progress)
     emb = torch.from_numpy(enc["embeddings"]["train"])
     x0 = Diffusion.to_latent(data["train"].lat, data["train"].lon, s.L)
     ld = build(s, emb.shape[1], profile.seed)

@@ -8,17 +8,30 @@
         every checkpoint_every and at the end: checkpoint
 
 A checkpoint is a folder: ``model.safetensors`` and ``ema.safetensors`` (weights), ``state.pt``
-(optimizer, scheduler, RNG states, step; read back with ``torch.load(weights_only=True)``) and
-``config.json`` (format version, the caller's model config, the training config). Writing goes
-to a temporary folder that is then renamed, so a checkpoint is complete or absent. Resuming
-restores everything, so training 2n steps equals training n, stopping and resuming for n (on CPU).
-Mixed precision: bf16 on CUDA, fp32 on CPU.
+(optimizer, scheduler, every process's RNG states, step; read back with
+``torch.load(weights_only=True)``) and ``config.json`` (format version, the caller's model config,
+the training config, the SHA-256 of the three other files). Writing goes to a temporary folder
+that is then renamed, so a checkpoint is complete or absent; reading checks the sums and refuses
+a truncated or altered checkpoint (``CheckpointError``). Resuming restores everything, so training
+2n steps equals training n, stopping and resuming for n (on CPU).
+
+Interrupts: SIGINT (Ctrl-C, a Jupyter interrupt) or SIGTERM (a scheduler's pre-emption) during
+``train`` finishes the current step, writes a checkpoint and raises ``TrainingInterrupted``; a
+second signal aborts at once. Continue with ``resume=True`` (``locdiff train --resume``).
+
+Data parallel: under ``accelerate launch`` (or torchrun) with P processes, each global batch of
+``batch_size`` items (the same seeded order as one process) is split into P equal shards, one per
+process; DDP averages the gradients, so a step is the single-process step on the same global batch
+up to the random draws inside ``loss_fn`` (each process has its own generator). Only the main
+process writes the log and checkpoints. Mixed precision: bf16 on CUDA, fp32 on CPU.
 """
 from __future__ import annotations
 
 import json
 import math
 import shutil
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,9 +41,24 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .io import atomic_write
+from .io import atomic_write, sha256
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+CHECKPOINT_FILES = ("model.safetensors", "ema.safetensors", "state.pt")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that cannot be used: missing files, another format, a checksum mismatch."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT/SIGTERM after writing a checkpoint; ``signum`` and ``step`` say
+    which signal and the step saved. Resume with ``resume=True``."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path):
+        super().__init__(f"{signal.Signals(signum).name} at step {step}: checkpoint written to {checkpoint}; "
+                         f"continue with resume=True (locdiff train --resume)")
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
 
 
 @dataclass(frozen=True)
@@ -92,8 +120,9 @@ class EMA:
         model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in self.shadow.items()})
 
 
-def _save_checkpoint(path: Path, model, ema: EMA, opt, sched, step: int, gen: torch.Generator,
+def _save_checkpoint(path: Path, model, ema: EMA, opt, sched, step: int, rng: dict,
                      model_config: dict, config: TrainConfig) -> None:
+    """Write the checkpoint folder atomically (temporary folder, then rename); main process only."""
     from safetensors.torch import save_file
 
     tmp = path.with_name(path.name + ".tmp")
@@ -101,12 +130,10 @@ def _save_checkpoint(path: Path, model, ema: EMA, opt, sched, step: int, gen: to
     tmp.mkdir(parents=True)
     save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
     save_file({k: v.contiguous().cpu() for k, v in ema.shadow.items()}, str(tmp / "ema.safetensors"))
-    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
-                "torch_rng": torch.get_rng_state(), "loss_rng": gen.get_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-               tmp / "state.pt")
+    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step, **rng}, tmp / "state.pt")
     (tmp / "config.json").write_text(json.dumps({"format_version": CHECKPOINT_FORMAT, "step": step,
-                                                 "model": model_config, "train": asdict(config)}, indent=1))
+                                                 "model": model_config, "train": asdict(config),
+                                                 "sha256": {f: sha256(tmp / f) for f in CHECKPOINT_FILES}}, indent=1))
     old = path.with_name(path.name + ".old")
     if path.exists():
         path.rename(old)
@@ -114,26 +141,79 @@ def _save_checkpoint(path: Path, model, ema: EMA, opt, sched, step: int, gen: to
     shutil.rmtree(old, ignore_errors=True)
 
 
-def read_checkpoint_config(path) -> dict:
-    """config.json of a checkpoint folder, with its format version checked."""
+def read_checkpoint_config(path, verify: bool = True) -> dict:
+    """config.json of a checkpoint folder, with its format version and (``verify``) the SHA-256 of
+    its weight and state files checked; raises ``CheckpointError`` saying what is wrong."""
     path = Path(path)
     f = path / "config.json"
     if not f.exists():
-        raise FileNotFoundError(f"{path} is not a checkpoint folder (no config.json)")
-    cfg = json.loads(f.read_text())
+        raise CheckpointError(f"{path} is not a checkpoint folder (no config.json)")
+    try:
+        cfg = json.loads(f.read_text())
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint {path}: config.json is not valid JSON ({e})") from None
     if cfg.get("format_version") != CHECKPOINT_FORMAT:
-        raise ValueError(f"checkpoint {path} has format version {cfg.get('format_version')!r}; this locdiff "
-                         f"reads format {CHECKPOINT_FORMAT} only")
+        raise CheckpointError(f"checkpoint {path} has format version {cfg.get('format_version')!r}; this locdiff "
+                              f"reads format {CHECKPOINT_FORMAT} only (retrain, or use the locdiff that wrote it)")
+    if verify:
+        for name in CHECKPOINT_FILES:
+            if not (path / name).exists():
+                raise CheckpointError(f"checkpoint {path}: {name} is missing")
+            if sha256(path / name) != cfg.get("sha256", {}).get(name):
+                raise CheckpointError(f"checkpoint {path}: {name} does not match its SHA-256 in config.json "
+                                      f"(truncated or altered); refusing to load it. Delete the folder to retrain.")
     return cfg
 
 
 def load_weights(model: torch.nn.Module, path, ema: bool = True) -> torch.nn.Module:
-    """Load a checkpoint's (EMA) weights into ``model`` (safetensors only)."""
+    """Load a checkpoint's (EMA) weights into ``model`` (safetensors only, checksums verified)."""
     from safetensors.torch import load_file
 
     read_checkpoint_config(path)
     model.load_state_dict(load_file(str(Path(path) / ("ema.safetensors" if ema else "model.safetensors"))))
     return model
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM handlers for the duration of training (main thread only): the first signal
+    sets ``signum``, a second one raises KeyboardInterrupt at once. Restores the old handlers."""
+
+    def __init__(self):
+        self.signum = 0
+        self._old: dict = {}
+
+    def _handle(self, signum, frame):
+        if self.signum:
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: aborting without a checkpoint")
+        self.signum = signum
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def _rng_state(accelerator, gen: torch.Generator) -> dict:
+    """Every process's torch and loss-generator RNG states, as [P, n] uint8 tensors (all processes
+    must call this; CUDA states of the main process only)."""
+    states = torch.stack([torch.get_rng_state(), gen.get_state()])[None]
+    if accelerator.num_processes > 1:
+        states = accelerator.gather(states.to(accelerator.device)).cpu()
+    return {"torch_rng": states[:, 0], "loss_rng": states[:, 1],
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def process_state():
+    """Accelerate's view of this process (rank, number of processes), set up as ``train`` sets it up;
+    e.g. ``with process_state().main_process_first():`` around building a cache."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def json_safe(obj):
@@ -154,7 +234,7 @@ def fit_or_load(model: torch.nn.Module, loss_fn: Callable, n_items: int, config:
     out = Path(out_dir)
     model_config = json_safe(model_config)
     if reuse and not resume and (out / "checkpoint" / "config.json").exists() and (out / "log.csv").exists():
-        saved = read_checkpoint_config(out / "checkpoint")
+        saved = read_checkpoint_config(out / "checkpoint")   # a damaged or foreign checkpoint is refused, not overwritten
         if saved["model"] == model_config and saved["step"] == config.steps:
             if progress:
                 print(f"{name}: loading the finished run in {out}")
@@ -173,83 +253,125 @@ def train(model: torch.nn.Module, loss_fn: Callable, n_items: int, config: Train
           progress: bool = True, desc: str = "training") -> pd.DataFrame:
     """Train ``model`` for ``config.steps`` steps; returns the log (one row per log/eval event).
 
-    loss_fn(model, idx, generator) -> dict of scalar tensors with a "loss" entry; ``idx`` are the
-    batch's item indices in [0, n_items). validate(model) -> dict of numbers, called on the EMA
-    weights. Writes ``out_dir/checkpoint`` and ``out_dir/log.csv``; with resume=True continues from
-    ``out_dir/checkpoint`` (which must exist).
+    loss_fn(model, idx, generator) -> dict of scalar tensors with a "loss" entry; ``idx`` are this
+    process's item indices in [0, n_items). validate(model) -> dict of numbers, called on the EMA
+    weights (main process). Writes ``out_dir/checkpoint`` and ``out_dir/log.csv``; with
+    resume=True continues from ``out_dir/checkpoint`` (which must exist). Raises
+    ``TrainingInterrupted`` after checkpointing on SIGINT/SIGTERM.
     """
     from accelerate import Accelerator
 
     if n_items < config.batch_size:
         raise ValueError(f"batch_size ({config.batch_size}) must not exceed the number of training items ({n_items})")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     ckpt, log_path = out_dir / "checkpoint", out_dir / "log.csv"
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
-                              cpu=not torch.cuda.is_available())
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed + 1)
+                              cpu=not torch.cuda.is_available())   # several processes: DDP (NCCL, or gloo on CPU)
+    P, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
+    if config.batch_size % P:
+        raise ValueError(f"batch_size ({config.batch_size}) must be a multiple of the number of processes ({P})")
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed + rank)
+    gen = torch.Generator().manual_seed(config.seed + 1 + rank)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, config.warmup, config.steps))
     ema = EMA(model, config.ema_decay)
     start, log = 0, []
     if resume:
-        from safetensors.torch import load_file
-
-        saved = read_checkpoint_config(ckpt)
-        if saved["model"] != model_config:
-            raise ValueError(f"the checkpoint's model config {saved['model']} differs from this run's {model_config}")
-        model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
-        ema.shadow = load_file(str(ckpt / "ema.safetensors"))
-        state = torch.load(ckpt / "state.pt", weights_only=True)
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        gen.set_state(state["loss_rng"])
-        if state["cuda_rng"]:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        start = state["step"]
-        if log_path.exists():
-            log = pd.read_csv(log_path).query("step <= @start").to_dict("records")
+        start, log = _resume(ckpt, log_path, model, ema, opt, sched, gen, model_config, P, rank)
     elapsed = float(log[-1].get("time_s", 0.0)) if log else 0.0
     t_start = time.perf_counter()
     model, opt = accelerator.prepare(model, opt)
     device = accelerator.device
     ema_model = None
     running: dict[str, list] = {}
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=desc, disable=not progress)
-    for step in bar:
-        model.train()
-        idx = batch_indices(step, n_items, config.batch_size, config.seed)
-        with accelerator.autocast():
-            terms = loss_fn(model, idx.to(device), gen)
-        loss = terms["loss"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr or check the data")
-        opt.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
-        opt.step()
-        sched.step()
-        ema.update(accelerator.unwrap_model(model), step)
-        for k, v in terms.items():
-            running.setdefault(k, []).append(float(v.detach()))
-        done = step + 1
-        if done % config.log_every == 0 or done == config.steps:
-            row = {"step": done, "lr": sched.get_last_lr()[0], "time_s": elapsed + time.perf_counter() - t_start,
-                   **{k: sum(v) / len(v) for k, v in running.items()}}
-            running = {}
-            if validate is not None and (done % config.eval_every == 0 or done == config.steps):
-                ema_model = ema_model or _clone_for_eval(accelerator.unwrap_model(model))
-                ema.copy_to(ema_model)
-                row.update({f"val_{k}": v for k, v in validate(ema_model).items()})
-            log.append(row)
-            bar.set_postfix(loss=f"{row['loss']:.4f}")
-            _write_log(log, log_path)
-        if done % config.checkpoint_every == 0 or done == config.steps:
-            _save_checkpoint(ckpt, accelerator.unwrap_model(model), ema, opt, sched, done, gen, model_config, config)
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=desc, disable=not (progress and main))
+    with _StopFlag() as stop:
+        for step in bar:
+            model.train()
+            idx = batch_indices(step, n_items, config.batch_size, config.seed)[rank::P]
+            with accelerator.autocast():
+                terms = loss_fn(model, idx.to(device), gen)
+            loss = terms["loss"]
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr or check the data")
+            opt.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            sched.step()
+            ema.update(accelerator.unwrap_model(model), step)
+            for k, v in terms.items():
+                running.setdefault(k, []).append(float(v.detach()))
+            done = step + 1
+            if done % config.log_every == 0 or done == config.steps:
+                means = _mean_over_processes(accelerator, {k: sum(v) / len(v) for k, v in running.items()})
+                row = {"step": done, "lr": sched.get_last_lr()[0], "time_s": elapsed + time.perf_counter() - t_start,
+                       **means}
+                running = {}
+                if main and validate is not None and (done % config.eval_every == 0 or done == config.steps):
+                    ema_model = ema_model or _clone_for_eval(accelerator.unwrap_model(model))
+                    ema.copy_to(ema_model)
+                    row.update({f"val_{k}": v for k, v in validate(ema_model).items()})
+                log.append(row)
+                bar.set_postfix(loss=f"{row['loss']:.4f}")
+                if main:
+                    _write_log(log, log_path)
+            signum = _any_process(accelerator, stop.signum)
+            if signum or done % config.checkpoint_every == 0 or done == config.steps:
+                rng = _rng_state(accelerator, gen)
+                if main:
+                    _save_checkpoint(ckpt, accelerator.unwrap_model(model), ema, opt, sched, done, rng,
+                                     model_config, config)
+                accelerator.wait_for_everyone()
+                if signum:
+                    bar.close()
+                    raise TrainingInterrupted(signum, done, ckpt)
     bar.close()
     return pd.DataFrame(log)
+
+
+def _resume(ckpt: Path, log_path: Path, model, ema: EMA, opt, sched, gen: torch.Generator, model_config: dict,
+            P: int, rank: int) -> tuple[int, list]:
+    """Restore weights, EMA, optimizer, scheduler and this process's RNG states; (step, log rows)."""
+    from safetensors.torch import load_file
+
+    saved = read_checkpoint_config(ckpt)
+    if saved["model"] != model_config:
+        raise ValueError(f"the checkpoint's model config {saved['model']} differs from this run's {model_config}")
+    model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+    ema.shadow = load_file(str(ckpt / "ema.safetensors"))
+    state = torch.load(ckpt / "state.pt", weights_only=True)
+    if len(state["torch_rng"]) != P:
+        raise ValueError(f"the checkpoint was written by {len(state['torch_rng'])} process(es); resume it with the "
+                         f"same number (this run has {P})")
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"][rank].clone())
+    gen.set_state(state["loss_rng"][rank].clone())
+    if state["cuda_rng"]:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    start = state["step"]
+    log = pd.read_csv(log_path).query("step <= @start").to_dict("records") if log_path.exists() else []
+    return start, log
+
+
+def _mean_over_processes(accelerator, values: dict) -> dict:
+    """The mean of each logged number over the processes (identity on one process)."""
+    if accelerator.num_processes == 1:
+        return values
+    keys = list(values)        # the same order on every process
+    t = accelerator.reduce(torch.tensor([values[k] for k in keys], dtype=torch.float64, device=accelerator.device),
+                           reduction="mean")
+    return dict(zip(keys, t.cpu().tolist()))
+
+
+def _any_process(accelerator, signum: int) -> int:
+    """The signal any process received (0: none); all processes agree, so they stop together."""
+    if accelerator.num_processes == 1:
+        return signum
+    return int(accelerator.gather(torch.tensor([signum], device=accelerator.device)).max().item())
 
 
 def _clone_for_eval(model: torch.nn.Module) -> torch.nn.Module:
