@@ -3,7 +3,8 @@
 The base is the profile's LocDiff trained for ``ablations.steps`` steps (shorter than notebook
 02's run, so that every variant fits the budget); each trained variant changes one setting of
 ``LocDiffSettings``; the sampling variants reuse the base model. Every variant is scored on the
-first ``ablations.images`` test_iid tiles with bootstrap intervals (``evaluate.result_rows``).
+first ``ablations.images`` images of the first test split (test_iid on the benchmark) with bootstrap
+intervals (``evaluate.result_rows``).
 
 Groups: degree L; loss (MSE, SHDD-KL, both); prediction target (x0, ε); network (CS-UNet, plain
 MLP); dropout; number of samples; decoder (grid argmax only, or refined); sampling (the full DDIM
@@ -17,10 +18,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import evaluate, experiment, shdd
-from .data import load as load_data
+from . import datasets, evaluate, experiment, shdd
 from .diffusion import LATENT_SCALE
-from .encoders import load_embeddings
 from .io import atomic_write
 from .profiles import Profile
 
@@ -50,20 +49,21 @@ def _is_base(profile: Profile, changes: dict) -> bool:
 
 def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int = 1000) -> pd.DataFrame:
     """Train (or reuse) every variant, score it, write ``data/results/<profile>/ablations.csv``."""
-    path = evaluate.results_dir(profile.name) / "ablations.csv"
+    path = evaluate.results_dir(profile.tag) / "ablations.csv"
     if reuse and path.exists():
         df = pd.read_csv(path)
         if tuple(df.columns) == ABLATION_COLUMNS and set(df.group) >= {g for g, _, _ in trained_variants(profile)}:
             return df
     a = profile.ablations
-    emb = load_embeddings(profile.data, profile.encoder, profile.seed, progress=progress)["embeddings"]["test_iid"]
-    test = load_data(profile.data, profile.seed, ["test_iid"], progress=progress)["test_iid"]
+    split = datasets.test_splits(profile)[0]          # test_iid on the benchmark
+    emb = datasets.embeddings(profile, progress=progress)["embeddings"][split]
+    test = datasets.load(profile, [split], progress=progress)[split]
     n = min(a.images, len(test))
     E, lat, lon = emb[:n], test.lat[:n], test.lon[:n]
     rows, models = [], {}
 
     def score(group, variant, is_base, pred, seconds, sample=True):
-        for r in evaluate.result_rows(profile.name, "LocDiff", "test_iid", lat, lon, pred["lat"], pred["lon"],
+        for r in evaluate.result_rows(profile.tag, "LocDiff", split, lat, lon, pred["lat"], pred["lon"],
                                       train_seconds=seconds, sample_lat=pred["sample_lat"] if sample else None,
                                       sample_lon=pred["sample_lon"] if sample else None, n_boot=n_boot,
                                       seed=profile.seed):

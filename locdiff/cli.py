@@ -2,8 +2,8 @@
 
     locdiff predict IMAGE... [--top-k K] [--samples N] [--weights DIR] [--map out.png] [--json]
     locdiff tile LAT LON [--out tile.png] [--size S] [--footprint-km KM]
-    locdiff train --profile P [--out DIR] [--resume]
-    locdiff evaluate --checkpoint DIR --split S [--profile P]
+    locdiff train --profile P [--dataset SPEC.json] [--out DIR] [--resume]
+    locdiff evaluate --checkpoint DIR --split S [--profile P] [--dataset SPEC.json]
 
 Errors go to stderr with exit code 2 (bad input) or 1 (anything else unexpected); an interrupted
 ``train`` (SIGINT/SIGTERM) writes a checkpoint and exits with 128 + the signal number. Also runs as
@@ -127,7 +127,7 @@ def cmd_train(args) -> int:
     from . import experiment, profiles
 
     try:
-        P = profiles.get(args.profile)
+        P = profiles.get(args.profile, dataset=args.dataset)
     except ValueError as e:
         raise UserError(str(e)) from None
     out = Path(args.out) if args.out else None
@@ -149,21 +149,23 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from . import data, encoders, experiment, profiles
+    from . import datasets, experiment, profiles
     from .train import read_checkpoint_config
 
     try:
-        P = profiles.get(args.profile)
+        P = profiles.get(args.profile, dataset=args.dataset)
+        if args.split not in datasets.split_names(P):
+            raise ValueError(f"--split must be one of {', '.join(datasets.split_names(P))}; got {args.split!r}")
         path = Path(args.checkpoint)
         read_checkpoint_config(path / "checkpoint" if (path / "checkpoint").exists() else path)
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
-    emb = encoders.load_embeddings(P.data, P.encoder, P.seed)["embeddings"]
+    emb = datasets.embeddings(P)["embeddings"]
     try:
         ld = experiment.load(path, embed_dim=emb[args.split].shape[1])
     except ValueError as e:
         raise UserError(str(e)) from None
-    split = data.load(P.data, P.seed, [args.split])[args.split]
+    split = datasets.load(P, [args.split])[args.split]
     row = experiment.evaluate(ld, emb[args.split], split.lat, split.lon)
     print(json.dumps({"split": args.split, "images": len(split), **{k: round(v, 3) for k, v in row.items()}}, indent=1))
     return 0
@@ -198,14 +200,17 @@ def parser() -> argparse.ArgumentParser:
                         "benchmark for a profile (smoke, cpu, gpu). Data parallel on several processes or GPUs: "
                         "accelerate launch --multi_gpu --num_processes N -m locdiff train ...")
     tr.add_argument("--profile", required=True, help="smoke, cpu or gpu")
-    tr.add_argument("--out", default=None, help="run folder (default checkpoints/<profile>/locdiff)")
+    tr.add_argument("--out", default=None, help="run folder (default checkpoints/<profile>[-<dataset>]/locdiff)")
+    tr.add_argument("--dataset", default=None, help="a real data set's JSON spec (default: the embedded benchmark)")
     tr.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint (after an "
                     "interrupt: SIGINT/SIGTERM write a checkpoint and exit with status 128 + the signal number)")
     tr.set_defaults(func=cmd_train)
     ev = sub.add_parser("evaluate", help="evaluate a checkpoint on a split", description="Accuracy of a trained "
                         "LocDiff checkpoint on one split of the embedded benchmark.")
     ev.add_argument("--checkpoint", required=True, help="run or checkpoint folder")
-    ev.add_argument("--split", required=True, choices=list(SPLITS), help="split to evaluate")
+    ev.add_argument("--split", required=True, help=f"split to evaluate ({', '.join(SPLITS)} on the benchmark; "
+                    "train, val or an evaluation CSV's name on a real data set)")
+    ev.add_argument("--dataset", default=None, help="a real data set's JSON spec (default: the embedded benchmark)")
     ev.add_argument("--profile", default=None, help="profile of the data (default $LOCDIFF_PROFILE, else cpu)")
     ev.set_defaults(func=cmd_evaluate)
     return p

@@ -15,12 +15,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import evaluate, experiment
+from . import datasets, evaluate, experiment
 from .baselines import classification, generative, hybrid, regression, retrieval
 from .baselines.common import Context, Fitted, choose, load_context, val_score
-from .data import load as load_data
 from .diffusion import LATENT_SCALE, predict as predict_from_latents
-from .encoders import load_embeddings
 from .io import atomic_write, cache_problem, sha256
 from .profiles import Profile
 
@@ -65,16 +63,17 @@ def fit_all(profile: Profile, methods=METHODS, progress: bool = True) -> dict[st
 def _cache_path(profile: Profile):
     from .data.bluemarble import cache_dir
 
-    return cache_dir() / f"predictions-{profile.name}.npz"
+    return cache_dir() / f"predictions-{profile.tag}.npz"
 
 
-def run(profile: Profile, methods=METHODS, splits=evaluate.TEST_SPLITS, n_boot: int = 1000, reuse: bool = True,
+def run(profile: Profile, methods=METHODS, splits=None, n_boot: int = 1000, reuse: bool = True,
         progress: bool = True) -> tuple[pd.DataFrame, dict]:
     """Results table and predictions {(method, split): dict of arrays} for every method and split.
 
     With ``reuse`` and an existing results CSV plus prediction cache of the same methods and
     splits, nothing is recomputed."""
-    out_dir = evaluate.results_dir(profile.name)
+    splits = tuple(datasets.test_splits(profile) if splits is None else splits)
+    out_dir = evaluate.results_dir(profile.tag)
     csv, tuning_csv, cache = out_dir / "methods.csv", out_dir / "tuning.csv", _cache_path(profile)
     manifest = cache.with_suffix(".json")
     key = json.dumps({"methods": list(methods), "splits": list(splits), "n_boot": n_boot})
@@ -90,8 +89,8 @@ def run(profile: Profile, methods=METHODS, splits=evaluate.TEST_SPLITS, n_boot: 
         if progress and problem is not None and problem != "no cached predictions":
             print(f"predictions cache: {problem}; recomputing")
     fitted = fit_all(profile, methods, progress)
-    data = load_data(profile.data, profile.seed, list(splits), progress=progress)
-    emb = load_embeddings(profile.data, profile.encoder, profile.seed, progress=progress)["embeddings"]
+    data = datasets.load(profile, list(splits), progress=progress)
+    emb = datasets.embeddings(profile, progress=progress)["embeddings"]
     rows, preds = [], {}
     bar = tqdm(total=len(splits) * len(fitted), desc="predicting test splits", disable=not progress)
     for split in splits:
@@ -108,7 +107,7 @@ def run(profile: Profile, methods=METHODS, splits=evaluate.TEST_SPLITS, n_boot: 
             if name == "LocDiff":
                 locdiff_out = p
             preds[(name, split)] = {k: np.asarray(v) for k, v in p.items() if k in ("lat", "lon", "sample_lat", "sample_lon")}
-            rows += evaluate.result_rows(profile.name, name, split, truth.lat, truth.lon, p["lat"], p["lon"],
+            rows += evaluate.result_rows(profile.tag, name, split, truth.lat, truth.lon, p["lat"], p["lon"],
                                          train_seconds=f.train_seconds, predict_seconds=seconds,
                                          sample_lat=p.get("sample_lat"), sample_lon=p.get("sample_lon"),
                                          n_boot=n_boot, seed=profile.seed)
@@ -123,9 +122,10 @@ def run(profile: Profile, methods=METHODS, splits=evaluate.TEST_SPLITS, n_boot: 
     return df, preds
 
 
-def truths(profile: Profile, splits=evaluate.TEST_SPLITS) -> dict:
-    """{split: (lat, lon)} of the test splits."""
-    data = load_data(profile.data, profile.seed, list(splits), progress=False)
+def truths(profile: Profile, splits=None) -> dict:
+    """{split: (lat, lon)} of the test splits (default: all of the profile's data set)."""
+    splits = tuple(datasets.test_splits(profile) if splits is None else splits)
+    data = datasets.load(profile, list(splits), progress=False)
     return {s: (data[s].lat, data[s].lon) for s in splits}
 
 

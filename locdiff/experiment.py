@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import encoders, geo
-from .data import load as load_data
+from . import datasets, geo
 from .diffusion import DDIMSampler, DDPMSampler, Diffusion, DiffusionConfig, predict
 from .model import CSUNet, CSUNetConfig, PlainMLP
 from .profiles import LocDiffSettings, Profile
@@ -75,10 +74,10 @@ def build(settings: LocDiffSettings, embed_dim: int, seed: int = 0) -> LocDiff:
 
 
 def checkpoint_dir(profile: Profile, name: str = "locdiff") -> Path:
-    """``<repo>/checkpoints/<profile>/<name>`` (git-ignored)."""
+    """``<repo>/checkpoints/<profile tag>/<name>`` (git-ignored)."""
     from .plots import repo_root
 
-    return repo_root() / "checkpoints" / profile.name / name
+    return repo_root() / "checkpoints" / profile.tag / name
 
 
 def evaluate(ld: LocDiff, emb: np.ndarray, lat: np.ndarray, lon: np.ndarray, **kwargs) -> dict:
@@ -99,8 +98,8 @@ def fit(profile: Profile, settings: LocDiffSettings | None = None, out_dir=None,
     """
     s = settings or profile.locdiff
     with process_state().main_process_first():     # under accelerate launch, one process builds the caches
-        enc = encoders.load_embeddings(profile.data, profile.encoder, profile.seed, progress=progress)
-        data = load_data(profile.data, profile.seed, ["train", "val"], progress=progress)
+        enc = datasets.embeddings(profile, progress=progress)
+        data = datasets.load(profile, ["train", "val"], progress=progress)
     emb = torch.from_numpy(enc["embeddings"]["train"])
     x0 = Diffusion.to_latent(data["train"].lat, data["train"].lon, s.L)
     ld = build(s, emb.shape[1], profile.seed)
@@ -119,7 +118,7 @@ def fit(profile: Profile, settings: LocDiffSettings | None = None, out_dir=None,
                       eval_every=s.eval_every, checkpoint_every=max(s.eval_every, s.steps // 4), seed=profile.seed)
     out = Path(out_dir) if out_dir is not None else checkpoint_dir(profile)
     model_config = {"csunet": asdict(ld.model.config), "diffusion": asdict(ld.diffusion.config),
-                    "settings": training_settings(s), "data": asdict(profile.data), "encoder": asdict(profile.encoder)}
+                    "settings": training_settings(s), **datasets.describe(profile), "encoder": asdict(profile.encoder)}
     log = fit_or_load(ld.model, loss_fn, len(x0), cfg, out, model_config, validate=validate, resume=resume,
                       reuse=reuse, progress=progress, desc="training LocDiff", name="LocDiff")
     return ld, log

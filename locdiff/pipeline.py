@@ -28,12 +28,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import geo, shdd
-from .diffusion import LATENT_SCALE
+from .diffusion import LATENT_SCALE, _check_sampling
 from .encoders import TileCNN
 from .experiment import LocDiff, build
+from .io import sha256
 from .profiles import LocDiffSettings
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2          # 2: config.json carries the SHA-256 of both weight files
 FILES = ("config.json", "encoder.safetensors", "model.safetensors")
 
 
@@ -80,6 +81,12 @@ def _to_uint8_chw(img, index: int, size: int) -> torch.Tensor:
     return t.round().clamp(0, 255).to(torch.uint8)
 
 
+def _check_int(value, name: str, low: int) -> None:
+    """ValueError naming ``name`` unless value is an integer (not a bool) >= low."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+
+
 def load_images(images, size: int) -> torch.Tensor:
     """Images (see the module docstring) -> uint8 tensor [B, 3, size, size]."""
     if isinstance(images, (str, os.PathLike)) or not isinstance(images, (list, tuple)) and not (
@@ -108,6 +115,10 @@ class LocDiffPipeline:
         """The pipeline of a profile's trained LocDiff (training what is missing)."""
         from . import encoders, experiment
 
+        if profile.dataset != "bluemarble":
+            raise ValueError("LocDiffPipeline wraps the embedded benchmark's tile encoder; on a real data set "
+                             f"({profile.dataset}) use experiment.fit / experiment.load with the CLIP embeddings "
+                             "of locdiff.data.real")
         enc = encoders.load_embeddings(profile.data, profile.encoder, profile.seed, progress=progress)
         ld, _ = experiment.fit(profile, progress=progress)
         meta = {"profile": profile.name, "data": asdict(profile.data), "seed": profile.seed,
@@ -131,6 +142,7 @@ class LocDiffPipeline:
                   str(tmp / "encoder.safetensors"))
         save_file({k: v.detach().contiguous().cpu() for k, v in self.locdiff.model.state_dict().items()},
                   str(tmp / "model.safetensors"))
+        cfg["sha256"] = {f: sha256(tmp / f) for f in FILES[1:]}
         (tmp / "config.json").write_text(json.dumps(cfg, indent=1))
         old = path.with_name(path.name + ".old")
         if path.exists():
@@ -145,6 +157,8 @@ class LocDiffPipeline:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise PretrainedError(f"path must be a folder path (str or os.PathLike) or None; got {type(path).__name__}")
         path = Path(path) if path is not None else shipped_weights()
         if not path.is_dir():
             raise PretrainedError(f"{path} is not a folder of pretrained LocDiff weights")
@@ -158,6 +172,10 @@ class LocDiffPipeline:
         if cfg.get("format_version") != FORMAT_VERSION:
             raise PretrainedError(f"{path} has format version {cfg.get('format_version')!r}; this locdiff reads "
                                   f"version {FORMAT_VERSION} (upgrade locdiff or re-export the weights)")
+        for f in FILES[1:]:
+            if sha256(path / f) != cfg.get("sha256", {}).get(f):
+                raise PretrainedError(f"{path / f} does not match its SHA-256 in config.json (truncated or altered); "
+                                      f"refusing to load it")
         try:
             settings = LocDiffSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["locdiff"].items()})
             encoder = TileCNN(tuple(cfg["encoder"]["widths"]), cfg["encoder"]["embed_dim"])
@@ -171,9 +189,19 @@ class LocDiffPipeline:
 
     # ------------------------------------------------------------------ inference
     def embed(self, images, batch: int = 512) -> torch.Tensor:
+        """Embeddings [B, E] of images (any accepted form), ``batch`` images per encoder call."""
+        _check_int(batch, "batch", 1)
         x = load_images(images, self.tile_size)
         with torch.no_grad():
             return torch.cat([self.encoder(x[i:i + batch].to(self.device)).cpu() for i in range(0, len(x), batch)])
+
+    def _check_run(self, n, steps, guidance, seed, batch) -> int:
+        """Validate the sampling arguments before any work; returns n (None: the model's default)."""
+        n = self.locdiff.settings.samples if n is None else n
+        _check_sampling(n, steps, 1.0 if guidance is None else guidance)
+        _check_int(seed, "seed", 0)
+        _check_int(batch, "batch", 1)
+        return n
 
     def _latents(self, images, n, steps, guidance, seed, batch, progress):
         emb = self.embed(images)
@@ -186,6 +214,7 @@ class LocDiffPipeline:
     def sample(self, images, n: int = 16, steps: int | None = None, guidance: float | None = None, seed: int = 0,
                batch: int = 256, progress: bool = True):
         """Decoded samples (lat, lon), each numpy [B, n] in degrees."""
+        n = self._check_run(n, steps, guidance, seed, batch)
         lat, lon, _ = shdd.decode(self._latents(images, n, steps, guidance, seed, batch, progress).flatten(0, 1)
                                   / LATENT_SCALE)
         B = lat.shape[0] // n
@@ -198,7 +227,7 @@ class LocDiffPipeline:
         peak of one certain location, so 1 means all samples agree there)."""
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be an integer >= 1; got {top_k!r}")
-        n = n or self.locdiff.settings.samples
+        n = self._check_run(n, steps, guidance, seed, batch)
         z = self._latents(images, n, steps, guidance, seed, batch, progress)
         mean = z.mean(1) / LATENT_SCALE
         lat, lon, val = shdd.decode(mean, k=top_k)
@@ -211,10 +240,11 @@ class LocDiffPipeline:
     def density(self, image, resolution_deg: float = 1.0, n: int | None = None, seed: int = 0):
         """The predicted density of one image on a lat/lon grid: (lat [H], lon [W], density [H, W]),
         cell centres in degrees, the density per steradian (softmax of the mean sample's field)."""
-        if not (isinstance(resolution_deg, (int, float)) and 0.1 <= resolution_deg <= 30):
+        if isinstance(resolution_deg, bool) or not (isinstance(resolution_deg, (int, float, np.integer, np.floating))
+                                                    and 0.1 <= resolution_deg <= 30):
             raise ValueError(f"resolution_deg must be a number in [0.1, 30]; got {resolution_deg!r}")
-        z = self._latents([image] if not isinstance(image, list) else image[:1], n or self.locdiff.settings.samples,
-                          None, None, seed, 256, False)
+        n = self._check_run(n, None, None, seed, 256)
+        z = self._latents([image] if not isinstance(image, list) else image[:1], n, None, None, seed, 256, False)
         mean = z.mean(1)[0] / LATENT_SCALE
         lat = np.arange(90 - resolution_deg / 2, -90, -resolution_deg)
         lon = np.arange(-180 + resolution_deg / 2, 180, resolution_deg)
@@ -228,6 +258,9 @@ class LocDiffPipeline:
         """Share (0..1) of the predicted density within ``radius_km`` of its highest mode: near 1 for
         an image the model can place, near the area share of that disc (~1.4% for 750 km) for an
         image it cannot place at all."""
+        if isinstance(radius_km, bool) or not (isinstance(radius_km, (int, float, np.integer, np.floating))
+                                               and 0 < radius_km < np.inf):
+            raise ValueError(f"radius_km must be a positive finite number (km); got {radius_km!r}")
         lat, lon, dens = self.density(image, **kwargs)
         res = abs(lat[1] - lat[0])
         mass = dens * np.radians(res) ** 2 * np.cos(np.radians(lat))[:, None]

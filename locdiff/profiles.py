@@ -13,10 +13,12 @@ import os
 from dataclasses import dataclass, field, replace
 
 __all__ = ["Profile", "CodecStudy", "DataSettings", "EncoderSettings", "LocDiffSettings", "BaselineSettings",
-           "AblationSettings", "get", "names", "ENV_VAR", "DEFAULT"]
+           "AblationSettings", "get", "names", "ENV_VAR", "DATASET_ENV_VAR", "DEFAULT", "BLUEMARBLE"]
 
 ENV_VAR = "LOCDIFF_PROFILE"
+DATASET_ENV_VAR = "LOCDIFF_DATASET"
 DEFAULT = "cpu"
+BLUEMARBLE = "bluemarble"
 
 
 @dataclass(frozen=True)
@@ -144,12 +146,21 @@ class Profile:
     description: str
     seed: int = 0
     device: str = "cpu"
+    dataset: str = BLUEMARBLE      # or the path of a real data set's JSON spec (locdiff.datasets)
     codec: CodecStudy = field(default_factory=CodecStudy)
     data: DataSettings = field(default_factory=DataSettings)
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     locdiff: LocDiffSettings = field(default_factory=LocDiffSettings)
     baselines: BaselineSettings = field(default_factory=BaselineSettings)
     ablations: AblationSettings = field(default_factory=AblationSettings)
+
+    @property
+    def tag(self) -> str:
+        """Names this profile's runs, results and figures: ``name`` on the embedded benchmark,
+        ``name-<spec file stem>`` on a real data set (so the two never share a folder)."""
+        from pathlib import Path
+
+        return self.name if self.dataset == BLUEMARBLE else f"{self.name}-{Path(self.dataset).stem}"
 
 
 _PROFILES = {
@@ -201,10 +212,19 @@ def names() -> tuple[str, ...]:
     return tuple(_PROFILES)
 
 
-def get(name: str | None = None, **overrides) -> Profile:
-    """The profile called ``name`` (default: $LOCDIFF_PROFILE, else 'cpu'), with optional overrides."""
+def get(name: str | None = None, dataset: str | None = None, **overrides) -> Profile:
+    """The profile called ``name`` (default: $LOCDIFF_PROFILE, else 'cpu'), on ``dataset`` (default:
+    $LOCDIFF_DATASET, else the embedded benchmark 'bluemarble'; or the path of a real data set's
+    JSON spec), with optional overrides."""
     chosen = name if name not in (None, "") else os.environ.get(ENV_VAR) or DEFAULT
     if chosen not in _PROFILES:
         source = "profile" if name not in (None, "") else f"${ENV_VAR}"
         raise ValueError(f"{source} must be one of {', '.join(_PROFILES)}; got {chosen!r}")
+    ds = dataset if dataset not in (None, "") else os.environ.get(DATASET_ENV_VAR) or BLUEMARBLE
+    if ds != BLUEMARBLE:
+        if not (str(ds).endswith(".json") and os.path.isfile(ds)):
+            source = "dataset" if dataset not in (None, "") else f"${DATASET_ENV_VAR}"
+            raise ValueError(f"{source} must be {BLUEMARBLE!r} or the path of an existing real data set spec "
+                             f"(.json, see examples/real_dataset.json); got {ds!r}")
+        overrides["dataset"] = os.path.abspath(ds)
     return replace(_PROFILES[chosen], **overrides) if overrides else _PROFILES[chosen]

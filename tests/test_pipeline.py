@@ -78,6 +78,10 @@ def test_bad_inputs_have_clear_messages(tiny, tmp_path):
         tiny.density(_tiles(1)[0], resolution_deg=0.0)
 
 
+def _flip_last_byte(b: bytes) -> bytes:
+    return b[:-1] + bytes([b[-1] ^ 0xFF])
+
+
 def test_corrupt_or_foreign_weights_are_refused(tiny, tmp_path):
     good = tiny.save_pretrained(tmp_path / "good")
     with pytest.raises(pipeline.PretrainedError, match="not a folder"):
@@ -90,7 +94,12 @@ def test_corrupt_or_foreign_weights_are_refused(tiny, tmp_path):
         ("json", lambda p: (p / "config.json").write_text("{not json"), "not valid JSON"),
         ("missing", lambda p: (p / "model.safetensors").unlink(), "missing model.safetensors"),
         ("truncated", lambda p: (p / "model.safetensors").write_bytes((p / "model.safetensors").read_bytes()[:1000]),
-         "cannot load"),
+         "model.safetensors does not match its SHA-256"),
+        ("altered", lambda p: (p / "encoder.safetensors").write_bytes(_flip_last_byte((p / "encoder.safetensors").read_bytes())),
+         "encoder.safetensors does not match its SHA-256"),
+        ("no sums", lambda p: (p / "config.json").write_text(json.dumps(
+            {k: v for k, v in json.loads((good / "config.json").read_text()).items() if k != "sha256"})),
+         "does not match its SHA-256"),
     ]:
         bad = tmp_path / name
         shutil.copytree(good, bad)

@@ -15,8 +15,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from .. import encoders, geo, shdd
-from ..data import load as load_data
+from .. import datasets, geo, shdd
 from ..profiles import BaselineSettings, Profile
 from ..train import TrainConfig, fit_or_load
 
@@ -44,8 +43,8 @@ class Context:
 
 
 def load_context(profile: Profile, progress: bool = True) -> Context:
-    enc = encoders.load_embeddings(profile.data, profile.encoder, profile.seed, progress=progress)
-    data = load_data(profile.data, profile.seed, ["train", "val"], progress=progress)
+    enc = datasets.embeddings(profile, progress=progress)
+    data = datasets.load(profile, ["train", "val"], progress=progress)
     v = min(profile.baselines.val_images, len(data["val"]))
     return Context(profile, torch.from_numpy(enc["embeddings"]["train"]), data["train"].lat, data["train"].lon,
                    enc["embeddings"]["val"][:v], data["val"].lat[:v], data["val"].lon[:v])
@@ -75,10 +74,10 @@ def train_config(s: BaselineSettings, steps: int, seed: int, lr: float | None = 
 
 
 def run_dir(profile: Profile, name: str) -> Path:
-    """``<repo>/checkpoints/<profile>/baselines/<name>`` (git-ignored)."""
+    """``<repo>/checkpoints/<profile tag>/baselines/<name>`` (git-ignored)."""
     from ..plots import repo_root
 
-    return repo_root() / "checkpoints" / profile.name / "baselines" / name
+    return repo_root() / "checkpoints" / profile.tag / "baselines" / name
 
 
 def fit_model(ctx: Context, name: str, model: nn.Module, loss_fn: Callable, steps: int, config: dict,
@@ -86,7 +85,7 @@ def fit_model(ctx: Context, name: str, model: nn.Module, loss_fn: Callable, step
     """Train ``model`` with the shared loop (or reuse a finished identical run); returns the
     training seconds recorded in the run's log. ``lr`` overrides the settings' learning rate."""
     cfg = train_config(ctx.settings, steps, ctx.profile.seed, lr)
-    model_config = {"method": name, "config": config, "train": asdict(cfg), "data": asdict(ctx.profile.data),
+    model_config = {"method": name, "config": config, "train": asdict(cfg), **datasets.describe(ctx.profile),
                     "encoder": asdict(ctx.profile.encoder), "seed": ctx.profile.seed}
     log = fit_or_load(model, loss_fn, len(ctx.emb), cfg, run_dir(ctx.profile, name), model_config,
                       progress=progress, desc=f"training {name}", name=name)
