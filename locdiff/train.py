@@ -154,7 +154,7 @@ def read_checkpoint_config(path, verify: bool = True) -> dict:
         raise CheckpointError(f"checkpoint {path}: config.json is not valid JSON ({e})") from None
     if cfg.get("format_version") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint {path} has format version {cfg.get('format_version')!r}; this locdiff "
-                              f"reads format {CHECKPOINT_FORMAT} only (retrain, or use the locdiff that wrote it)")
+                              f"reads format {CHECKPOINT_FORMAT} only: delete the folder to retrain, or use the locdiff that wrote it")
     if verify:
         for name in CHECKPOINT_FILES:
             if not (path / name).exists():

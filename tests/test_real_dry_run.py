@@ -114,3 +114,21 @@ def test_dataset_argument_is_checked(tmp_path):
     with pytest.raises(ValueError, match="dataset must be 'bluemarble' or the path of an existing"):
         profiles.get("smoke", dataset=str(tmp_path / "nope.json"))
     assert profiles.get("smoke").tag == "smoke"
+
+
+@pytest.mark.parametrize("notebook", ["02_train", "03_sampling", "04_baselines", "06_ablations"])
+def test_notebooks_run_unchanged_on_real_data(spec, tmp_path_factory, monkeypatch, notebook):
+    """The notebooks that take the ``dataset`` parameter run on the real data set (smoke profile);
+    results and figures land under the profile tag ``smoke-paper``, never beside the benchmark's."""
+    papermill = pytest.importorskip("papermill")
+    root = tmp_path_factory.getbasetemp() / "nb-root"          # shared by the four, like `make figures`
+    for k, v in {"LOCDIFF_ROOT": str(root), "LOCDIFF_CACHE": str(root / "cache"), "HF_HUB_OFFLINE": "1",
+                 "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "LOCDIFF_PROFILE": "smoke"}.items():
+        monkeypatch.setenv(k, v)
+    here = Path(__file__).resolve().parents[1] / "notebooks"
+    out = root / "executed" / f"{notebook}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(str(here / f"{notebook}.ipynb"), str(out), cwd=str(here), progress_bar=False,
+                               parameters={"profile": "smoke", "dataset": str(spec)}, kernel_name="python3")
+    figures = list((root / "figures" / "smoke-paper").glob("*.png"))
+    assert figures, "the notebook saved no figure under figures/smoke-paper"
