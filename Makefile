@@ -8,8 +8,17 @@ PROFILE ?= cpu
 # set TORCH=torch (or your own spec) for a CUDA build on a GPU machine.
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.locdiff-installed
+# DATASET=path/to/spec.json runs the notebooks that take a real data set (02, 03, 04, 06) on it.
+DATASET ?=
+ifeq ($(DATASET),)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 EXECUTED := build/notebooks/$(PROFILE)
+DATASET_ARG :=
+else
+NOTEBOOKS := $(addprefix notebooks/,02_train.ipynb 03_sampling.ipynb 04_baselines.ipynb 06_ablations.ipynb)
+EXECUTED := build/notebooks/$(PROFILE)-$(basename $(notdir $(DATASET)))
+DATASET_ARG := -p dataset $(abspath $(DATASET))
+endif
 
 .PHONY: help setup figures test unit nbtest lab bench weights clean
 
@@ -24,11 +33,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
-figures: $(STAMP)  ## execute every notebook in order with papermill (PROFILE=cpu|smoke|gpu); figures land in figures/
+figures: $(STAMP)  ## execute every notebook in order with papermill (PROFILE=cpu|smoke|gpu; DATASET=spec.json); figures land in figures/
 	@mkdir -p $(EXECUTED)
 	@t0=$$(date +%s); for nb in $(NOTEBOOKS); do \
 	  name=$$(basename $$nb); echo "== $$name (profile $(PROFILE))"; t=$$(date +%s); \
-	  LOCDIFF_PROFILE=$(PROFILE) $(BIN)/papermill --cwd notebooks -p profile $(PROFILE) \
+	  LOCDIFF_PROFILE=$(PROFILE) $(BIN)/papermill --cwd notebooks -p profile $(PROFILE) $(DATASET_ARG) \
 	    $$nb $(EXECUTED)/$$name --progress-bar || { echo "FAILED: $$name"; exit 1; }; \
 	  echo "== $$name took $$(( $$(date +%s) - t )) s"; \
 	done; echo "== all notebooks took $$(( $$(date +%s) - t0 )) s"
@@ -49,6 +58,7 @@ bench: $(STAMP)  ## speed benchmarks; ratios printed, CSVs under data/results/
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_locdiff.py
 	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_scale.py
 
 weights: $(STAMP)  ## retrain (or reuse) the cpu-profile LocDiff and export it to locdiff/weights/locdiff-cpu (shipped)
 	$(BIN)/python -c "from locdiff import pipeline, profiles; \
