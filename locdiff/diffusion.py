@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -47,16 +48,30 @@ class DiffusionConfig:
     p_uncond: float = 0.1           # probability of dropping the condition during training
 
     def __post_init__(self):
-        if self.T < 2:
-            raise ValueError(f"T must be >= 2 diffusion steps; got {self.T}")
+        if not _is_int(self.T) or self.T < 2:
+            raise ValueError(f"T must be an integer >= 2 (diffusion steps); got {self.T!r}")
         if self.schedule not in ("cosine", "linear"):
             raise ValueError(f"schedule must be 'cosine' or 'linear'; got {self.schedule!r}")
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}; got {self.prediction!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}; got {self.loss!r}")
-        if not 0 <= self.p_uncond < 1:
-            raise ValueError(f"p_uncond must lie in [0, 1); got {self.p_uncond}")
+        if not (_is_real(self.p_uncond) and 0 <= self.p_uncond < 1):
+            raise ValueError(f"p_uncond must lie in [0, 1); got {self.p_uncond!r}")
+        if not (_is_real(self.kl_weight) and math.isfinite(self.kl_weight) and self.kl_weight >= 0):
+            raise ValueError(f"kl_weight must be a finite number >= 0; got {self.kl_weight!r}")
+        if not (_is_real(self.kl_temperature) and math.isfinite(self.kl_temperature) and self.kl_temperature > 0):
+            raise ValueError(f"kl_temperature must be a positive finite number; got {self.kl_temperature!r}")
+
+
+def _is_int(x) -> bool:
+    """An integer (Python or numpy), not a bool."""
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _is_real(x) -> bool:
+    """A real number (Python or numpy scalar), not a bool."""
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
 
 
 def alpha_bar(T: int, schedule: str = "cosine") -> torch.Tensor:
@@ -65,6 +80,8 @@ def alpha_bar(T: int, schedule: str = "cosine") -> torch.Tensor:
     cosine: ᾱ(t) = f(t)/f(0), f(t) = cos²(((t+1)/T + s)/(1 + s) · π/2), s = 0.008, with
     β_t = 1 - ᾱ_t/ᾱ_{t-1} clipped to 0.999; linear: β_t from 1e-4 to 0.02 (scaled by 1000/T).
     """
+    if not _is_int(T) or T < 1:
+        raise ValueError(f"T must be an integer >= 1 (diffusion steps); got {T!r}")
     if schedule == "cosine":
         s = 0.008
         steps = torch.arange(T + 1, dtype=torch.float64) / T
@@ -84,7 +101,11 @@ class Diffusion:
     def __init__(self, config: DiffusionConfig, L: int, data_dim: int = 0):
         """``L``: the SHDD degree of the latent; ``data_dim`` > 0 diffuses plain vectors of that size
         instead (the raw-coordinate baseline; the SHDD-KL loss then does not apply)."""
-        self.config, self.L, self.dim = config, L, data_dim or (L + 1) ** 2
+        if not _is_int(L) or L < 0:
+            raise ValueError(f"L must be a non-negative integer (the SHDD degree); got {L!r}")
+        if not _is_int(data_dim) or data_dim < 0:
+            raise ValueError(f"data_dim must be an integer >= 0 (0 = SHDD latents of size (L+1)^2); got {data_dim!r}")
+        self.config, self.L, self.dim = config, int(L), int(data_dim) or (int(L) + 1) ** 2
         if data_dim and config.loss != "mse":
             raise ValueError(f"loss {config.loss!r} needs SHDD latents; use loss='mse' with data_dim={data_dim}")
         self.abar = alpha_bar(config.T, config.schedule).float()
@@ -157,12 +178,22 @@ class Diffusion:
 
 # ---------------------------------------------------------------------- samplers
 def _check_sampling(n: int, steps: int | None, guidance: float) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if not _is_int(n) or n < 1:
         raise ValueError(f"n (samples per image) must be an integer >= 1; got {n!r}")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+    if steps is not None and (not _is_int(steps) or steps < 1):
         raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
-    if not (math.isfinite(guidance) and guidance >= 0):
+    if not (_is_real(guidance) and math.isfinite(guidance) and guidance >= 0):
         raise ValueError(f"guidance must be a finite number >= 0 (1 = conditional, 0 = unconditional); got {guidance!r}")
+
+
+def _check_emb(model, emb) -> None:
+    """emb must be a 2-D tensor [B, E], E the model's embedding size where the model states it."""
+    if not isinstance(emb, torch.Tensor) or emb.ndim != 2:
+        got = tuple(emb.shape) if hasattr(emb, "shape") else type(emb).__name__
+        raise ValueError(f"emb must be a tensor of shape [B, E] (one embedding per image); got {got}")
+    want = getattr(getattr(model, "config", None), "embed_dim", None)
+    if isinstance(want, int) and emb.shape[1] != want:
+        raise ValueError(f"emb must have shape [B, {want}] (the model's embedding size); got {tuple(emb.shape)}")
 
 
 def _guided(model, diffusion: Diffusion, x: torch.Tensor, t: torch.Tensor, emb: torch.Tensor, guidance: float):
@@ -184,8 +215,8 @@ class DDIMSampler:
 
     def __init__(self, diffusion: Diffusion, steps: int = 50, eta: float = 0.0, guidance: float = 1.0):
         _check_sampling(1, steps, guidance)
-        if not 0 <= eta <= 1:
-            raise ValueError(f"eta must lie in [0, 1]; got {eta}")
+        if not (_is_real(eta) and 0 <= eta <= 1):
+            raise ValueError(f"eta must lie in [0, 1]; got {eta!r}")
         self.diffusion, self.steps, self.eta, self.guidance = diffusion, min(steps, diffusion.config.T), eta, guidance
 
     @torch.no_grad()
@@ -193,6 +224,7 @@ class DDIMSampler:
                return_trajectory: bool = False):
         """n latent samples per embedding: [B, n, D] (and the x̂0 trajectory [steps, B, n, D])."""
         _check_sampling(n, self.steps, self.guidance)
+        _check_emb(model, emb)
         d = self.diffusion
         B, dev = emb.shape[0], emb.device
         D = d.dim
@@ -226,6 +258,7 @@ class DDPMSampler:
     def sample(self, model, emb: torch.Tensor, n: int = 16, generator: torch.Generator | None = None,
                return_trajectory: bool = False):
         _check_sampling(n, None, self.guidance)
+        _check_emb(model, emb)
         d = self.diffusion
         B, dev = emb.shape[0], emb.device
         D = d.dim
@@ -258,6 +291,9 @@ def predict(samples: torch.Tensor, k: int = 1):
     most samples agree (a vote that keeps sub-grid precision). Also decodes every sample.
     Returns (pred_lat [B, k], pred_lon [B, k], sample_lat [B, n], sample_lon [B, n]), degrees.
     """
+    if not isinstance(samples, torch.Tensor) or samples.ndim != 3:
+        got = tuple(samples.shape) if hasattr(samples, "shape") else type(samples).__name__
+        raise ValueError(f"samples must be a tensor of shape [B, n, D] (n latent samples per image); got {got}")
     B, n, D = samples.shape
     plat, plon, _ = shdd.decode(samples.mean(1) / LATENT_SCALE, k=k)
     slat, slon, _ = shdd.decode(samples.reshape(B * n, D) / LATENT_SCALE)

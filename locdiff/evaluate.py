@@ -57,10 +57,10 @@ def bootstrap_intervals(d_km, n_boot: int = 1000, level: float = 0.95, seed: int
         raise ValueError(f"d_km must be a non-empty 1-D array of distances; got shape {d.shape}")
     if not np.isfinite(d).all() or (d < 0).any():
         raise ValueError("d_km must hold finite distances >= 0 (km)")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1); got {level}")
-    if n_boot < 10:
-        raise ValueError(f"n_boot must be >= 10; got {n_boot}")
+    if not (_is_real(level) and 0 < level < 1):
+        raise ValueError(f"level must lie in (0, 1); got {level!r}")
+    if not _is_int(n_boot) or n_boot < 10:
+        raise ValueError(f"n_boot must be an integer >= 10; got {n_boot!r}")
     full = _metrics_of_resamples(d[None])
     rng = np.random.default_rng(seed)
     boot: dict[str, list] = {k: [] for k in full}
@@ -70,6 +70,14 @@ def bootstrap_intervals(d_km, n_boot: int = 1000, level: float = 0.95, seed: int
             boot[k].append(v)
     q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
     return {k: (float(full[k][0]), *map(float, np.percentile(np.concatenate(boot[k]), q))) for k in full}
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
 
 
 def _pairwise_km(lat1, lon1, lat2, lon2) -> np.ndarray:
@@ -82,6 +90,10 @@ def _pairwise_km(lat1, lon1, lat2, lon2) -> np.ndarray:
 
 def precision_recall(real_lat, real_lon, gen_lat, gen_lon, k: int = 3) -> tuple[float, float]:
     """Kynkäänniemi et al. (2019) precision and recall (%) of generated vs real locations (km)."""
+    if not _is_int(k) or k < 1:
+        raise ValueError(f"k must be an integer >= 1 (the neighbour that sets each point's radius); got {k!r}")
+    geo.validate_latlon(real_lat, real_lon, "real_lat", "real_lon")
+    geo.validate_latlon(gen_lat, gen_lon, "gen_lat", "gen_lon")
     if len(real_lat) <= k or len(gen_lat) <= k:
         raise ValueError(f"precision/recall with k = {k} needs more than {k} real and generated points")
     rr = _pairwise_km(real_lat, real_lon, real_lat, real_lon)
@@ -96,11 +108,14 @@ def precision_recall(real_lat, real_lon, gen_lat, gen_lon, k: int = 3) -> tuple[
 
 def generative_metrics(sample_lat, sample_lon, lat, lon, radius_km: float = 200.0, k: int = 3) -> dict:
     """coverage@200km, precision, recall (%) from samples [B, n] (degrees) and truths [B]."""
+    if not (_is_real(radius_km) and np.isfinite(radius_km) and radius_km > 0):
+        raise ValueError(f"radius_km must be a positive finite number (km); got {radius_km!r}")
     slat, slon = np.asarray(sample_lat, np.float64), np.asarray(sample_lon, np.float64)
     lat, lon = np.asarray(lat, np.float64), np.asarray(lon, np.float64)
     if slat.ndim != 2 or slat.shape != slon.shape or slat.shape[0] != lat.shape[0]:
         raise ValueError(f"sample_lat/sample_lon must have shape [B, n] with B = len(lat) = {lat.shape[0]}; "
                          f"got {slat.shape} and {slon.shape}")
+    geo.validate_latlon(slat, slon, "sample_lat", "sample_lon")
     d = geo.distance_km(np.repeat(lat, slat.shape[1]), np.repeat(lon, slat.shape[1]), slat.ravel(), slon.ravel())
     coverage = 100.0 * float((d.reshape(slat.shape) <= radius_km).any(1).mean())
     precision, recall = precision_recall(lat, lon, slat[:, 0], slon[:, 0], k)
@@ -112,6 +127,8 @@ def result_rows(profile: str, method: str, split: str, lat, lon, pred_lat, pred_
                 sample_lat=None, sample_lon=None, n_boot: int = 1000, seed: int = 0) -> list[dict]:
     """Rows of the results table for one method on one split (point metrics with intervals, plus
     the generative measures when samples are given; those carry no interval)."""
+    geo.validate_latlon(lat, lon)
+    geo.validate_latlon(pred_lat, pred_lon, "pred_lat", "pred_lon")
     d = geo.distance_km(lat, lon, pred_lat, pred_lon)
     base = dict(profile=profile, method=method, split=split, n_images=len(d),
                 train_seconds=train_seconds, predict_seconds=predict_seconds)
@@ -161,6 +178,8 @@ def read_results(path) -> pd.DataFrame:
 
 def table(df: pd.DataFrame, split: str, metrics=POINT_METRICS, intervals: bool = False) -> pd.DataFrame:
     """Methods x metrics for one split; with ``intervals``, cells read 'value [low, high]'."""
+    if split not in set(df["split"]):
+        raise ValueError(f"split must be one of the results' splits {sorted(set(df['split']))}; got {split!r}")
     sub = df[(df["split"] == split) & df["metric"].isin(metrics)]
     if intervals:
         sub = sub.assign(value=[f"{v:.1f} [{lo:.1f}, {hi:.1f}]" if np.isfinite(lo) else f"{v:.1f}"

@@ -72,23 +72,42 @@ def wrap_lon(lon, name: str = "lon") -> Array:
 
 
 def validate_latlon(lat, lon, lat_name: str = "lat", lon_name: str = "lon"):
-    """Validated latitude and wrapped longitude, broadcast to a common shape."""
+    """Validated latitude and wrapped longitude, broadcast to a common shape.
+
+    ValueError (naming the arguments) if either is invalid or their shapes do not broadcast.
+    """
     lat, lon = validate_lat(lat, lat_name), wrap_lon(lon, lon_name)
-    if isinstance(lat, torch.Tensor) or isinstance(lon, torch.Tensor):
-        ref = lat if isinstance(lat, torch.Tensor) else lon
-        lat = torch.as_tensor(lat, device=ref.device)
-        lon = torch.as_tensor(lon, device=ref.device)
-        dtype = torch.promote_types(lat.dtype, lon.dtype)
-        return torch.broadcast_tensors(lat.to(dtype), lon.to(dtype))
-    return np.broadcast_arrays(lat, lon)
+    try:
+        if isinstance(lat, torch.Tensor) or isinstance(lon, torch.Tensor):
+            ref = lat if isinstance(lat, torch.Tensor) else lon
+            lat = torch.as_tensor(lat, device=ref.device)
+            lon = torch.as_tensor(lon, device=ref.device)
+            dtype = torch.promote_types(lat.dtype, lon.dtype)
+            return torch.broadcast_tensors(lat.to(dtype), lon.to(dtype))
+        return np.broadcast_arrays(lat, lon)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{lat_name} and {lon_name} must have shapes that broadcast together; got "
+                         f"{tuple(lat.shape)} and {tuple(lon.shape)}") from None
 
 
-def latlon_to_xyz(lat, lon) -> Array:
+def _check_radius(radius_km) -> float:
+    """The sphere's radius as a float, checked to be a positive finite number of km."""
+    try:
+        r = float(radius_km)
+    except (TypeError, ValueError):
+        r = math.nan
+    if isinstance(radius_km, bool) or not (r > 0 and math.isfinite(r)):
+        raise ValueError(f"radius_km must be a positive finite number (km); got {radius_km!r}")
+    return r
+
+
+def latlon_to_xyz(lat, lon, lat_name: str = "lat", lon_name: str = "lon") -> Array:
     """Unit vectors [..., 3] of points given in degrees.
 
-    x = cos(lat) cos(lon), y = cos(lat) sin(lon), z = sin(lat).
+    x = cos(lat) cos(lon), y = cos(lat) sin(lon), z = sin(lat). ``lat_name`` / ``lon_name`` are
+    the names that error messages use for the two arguments.
     """
-    lat, lon = validate_latlon(lat, lon)
+    lat, lon = validate_latlon(lat, lon, lat_name, lon_name)
     xp = _lib(lat)
     phi, lam = lat * (math.pi / 180.0), lon * (math.pi / 180.0)
     c = xp.cos(phi)
@@ -121,23 +140,27 @@ def central_angle(lat1, lon1, lat2, lon2) -> Array:
     identical, tiny and antipodal separations alike (unlike acos of the dot product, which loses
     all precision near 0 and pi, or haversine, which does near pi).
     """
-    a = latlon_to_xyz(lat1, lon1)
-    b = latlon_to_xyz(lat2, lon2)
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        ref = a if isinstance(a, torch.Tensor) else b
-        a, b = torch.as_tensor(a, device=ref.device), torch.as_tensor(b, device=ref.device)
-        dtype = torch.promote_types(a.dtype, b.dtype)
-        a, b = torch.broadcast_tensors(a.to(dtype), b.to(dtype))
-        cross = torch.linalg.vector_norm(torch.cross(a, b, dim=-1), dim=-1)
-        return torch.atan2(cross, (a * b).sum(-1))
-    a, b = np.broadcast_arrays(a, b)
+    a = latlon_to_xyz(lat1, lon1, "lat1", "lon1")
+    b = latlon_to_xyz(lat2, lon2, "lat2", "lon2")
+    try:
+        if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+            ref = a if isinstance(a, torch.Tensor) else b
+            a, b = torch.as_tensor(a, device=ref.device), torch.as_tensor(b, device=ref.device)
+            dtype = torch.promote_types(a.dtype, b.dtype)
+            a, b = torch.broadcast_tensors(a.to(dtype), b.to(dtype))
+            cross = torch.linalg.vector_norm(torch.cross(a, b, dim=-1), dim=-1)
+            return torch.atan2(cross, (a * b).sum(-1))
+        a, b = np.broadcast_arrays(a, b)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"the points (lat1, lon1) and (lat2, lon2) must have shapes that broadcast together; "
+                         f"got {tuple(a.shape[:-1])} and {tuple(b.shape[:-1])}") from None
     cross = np.linalg.norm(np.cross(a, b), axis=-1)
     return np.arctan2(cross, (a * b).sum(-1))
 
 
 def distance_km(lat1, lon1, lat2, lon2, radius_km: float = EARTH_RADIUS_KM) -> Array:
     """Great-circle distance in km between (lat1, lon1) and (lat2, lon2) in degrees, broadcast."""
-    return central_angle(lat1, lon1, lat2, lon2) * radius_km
+    return central_angle(lat1, lon1, lat2, lon2) * _check_radius(radius_km)
 
 
 def uniform_points(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -147,6 +170,8 @@ def uniform_points(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n must be a non-negative integer; got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
     rng = np.random.default_rng(seed)
     lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, n)))
     return lat, wrap_lon(rng.uniform(-180.0, 180.0, n))
@@ -159,18 +184,33 @@ def destination(lat, lon, bearing_deg, distance_km, radius_km: float = EARTH_RAD
     lat2 = asin(sin φ cos δ + cos φ sin δ cos β), lon2 = λ + atan2(sin β sin δ cos φ, cos δ - sin φ sin φ2).
     """
     lat, lon = validate_latlon(lat, lon)
+    bearing, dist = _as_float(bearing_deg, "bearing_deg"), _as_float(distance_km, "distance_km")
+    check_finite(bearing, "bearing_deg", "be in degrees (clockwise from north)")
+    check_finite(dist, "distance_km", "be in km (negative goes backwards)")
     p1, l1 = np.radians(np.asarray(lat, float)), np.radians(np.asarray(lon, float))
-    b = np.radians(np.asarray(bearing_deg, float))
-    d = np.asarray(distance_km, float) / radius_km
+    b = np.radians(np.asarray(bearing, float))
+    d = np.asarray(dist, float) / _check_radius(radius_km)
     p2 = np.arcsin(np.clip(np.sin(p1) * np.cos(d) + np.cos(p1) * np.sin(d) * np.cos(b), -1.0, 1.0))
     l2 = l1 + np.arctan2(np.sin(b) * np.sin(d) * np.cos(p1), np.cos(d) - np.sin(p1) * np.sin(p2))
     return np.degrees(p2), wrap_lon(np.degrees(l2))
 
 
 def mean_location(lat, lon) -> tuple[float, float]:
-    """The normalized mean of the points' unit vectors, as (lat, lon) in degrees."""
-    v = np.asarray(latlon_to_xyz(lat, lon), dtype=np.float64).reshape(-1, 3).mean(0)
-    la, lo = xyz_to_latlon(v / np.linalg.norm(v))
+    """The normalized mean of the points' unit vectors, as (lat, lon) in degrees.
+
+    ValueError when there are no points, or when their unit vectors cancel out (e.g. two
+    antipodal points), so that the mean has no direction.
+    """
+    xyz = latlon_to_xyz(lat, lon)
+    xyz = (xyz.detach().cpu().numpy() if isinstance(xyz, torch.Tensor) else xyz).astype(np.float64).reshape(-1, 3)
+    if xyz.shape[0] == 0:
+        raise ValueError("lat and lon must hold at least one point; got none")
+    v = xyz.mean(0)
+    norm = np.linalg.norm(v)
+    if norm < 1e-9:
+        raise ValueError(f"lat and lon must not hold points whose unit vectors cancel out (e.g. antipodal pairs): "
+                         f"their mean has length {norm:.1e} and no direction")
+    la, lo = xyz_to_latlon(v / norm)
     return float(la), float(lo)
 
 

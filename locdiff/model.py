@@ -18,6 +18,7 @@ map when widths differ). γ, β start at zero, so the modulation starts as the i
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -37,13 +38,43 @@ class CSUNetConfig:
     dropout: float = 0.3
     data_dim: int = 0             # size of x when it is not an SHDD vector (e.g. 3 for raw unit vectors)
 
+    def __post_init__(self):
+        def is_int(v):
+            return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+        if not is_int(self.L) or self.L < 0:
+            raise ValueError(f"L must be a non-negative integer (the SHDD degree); got {self.L!r}")
+        for name in ("embed_dim", "cond_dim"):
+            if not is_int(getattr(self, name)) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an integer >= 1; got {getattr(self, name)!r}")
+        if not is_int(self.time_dim) or self.time_dim < 2 or self.time_dim % 2:
+            raise ValueError(f"time_dim must be an even integer >= 2 (cosine and sine halves); got {self.time_dim!r}")
+        if (not isinstance(self.widths, (tuple, list)) or len(self.widths) == 0
+                or not all(is_int(w) and w >= 1 for w in self.widths)):
+            raise ValueError(f"widths must be a non-empty tuple of integers >= 1; got {self.widths!r}")
+        if not (isinstance(self.w0, numbers.Real) and math.isfinite(self.w0) and self.w0 > 0):
+            raise ValueError(f"w0 must be a positive finite number (SIREN frequency); got {self.w0!r}")
+        if not (isinstance(self.dropout, numbers.Real) and 0 <= self.dropout < 1):
+            raise ValueError(f"dropout must lie in [0, 1); got {self.dropout!r}")
+        if not is_int(self.data_dim) or self.data_dim < 0:
+            raise ValueError(f"data_dim must be an integer >= 0 (0 = SHDD vectors of size (L+1)^2); got {self.data_dim!r}")
+
     @property
     def dim(self) -> int:
         return self.data_dim or (self.L + 1) ** 2
 
 
+def _shape(v) -> object:
+    """A value's shape for an error message (its type name when it has none)."""
+    return tuple(v.shape) if hasattr(v, "shape") else type(v).__name__
+
+
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
     """Sinusoidal embedding of integer timesteps t [B] -> [B, dim] (Vaswani et al. 2017)."""
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 2 or dim % 2:
+        raise ValueError(f"dim must be an even integer >= 2 (cosine and sine halves); got {dim!r}")
+    if not isinstance(t, torch.Tensor) or t.ndim != 1:
+        raise ValueError(f"t must be a 1-D tensor [B] of timesteps; got {_shape(t)}")
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = t.float()[:, None] * freqs[None]
@@ -96,6 +127,21 @@ class Denoiser(nn.Module):
                                   nn.Linear(cfg.cond_dim, cfg.cond_dim), nn.SiLU())
         self.null_embedding = nn.Parameter(torch.zeros(cfg.embed_dim))   # the "no image" condition
 
+    def check_inputs(self, x: torch.Tensor, t: torch.Tensor, emb: torch.Tensor | None,
+                     drop_cond: torch.Tensor | None) -> None:
+        """ValueError naming the argument when x, t, emb or drop_cond do not fit the model's sizes."""
+        cfg = self.config
+        if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != cfg.dim:
+            raise ValueError(f"x must be a tensor of shape [B, {cfg.dim}]; got {_shape(x)}")
+        B = x.shape[0]
+        if not isinstance(t, torch.Tensor) or t.shape != (B,):
+            raise ValueError(f"t must be a tensor of shape [B] = [{B}] (one timestep per row of x); got {_shape(t)}")
+        if emb is not None and (not isinstance(emb, torch.Tensor) or emb.shape != (B, cfg.embed_dim)):
+            raise ValueError(f"emb must be None or a tensor of shape [B, {cfg.embed_dim}] = [{B}, {cfg.embed_dim}]; "
+                             f"got {_shape(emb)}")
+        if drop_cond is not None and (not isinstance(drop_cond, torch.Tensor) or drop_cond.shape != (B,)):
+            raise ValueError(f"drop_cond must be None or a bool tensor of shape [B] = [{B}]; got {_shape(drop_cond)}")
+
     def condition(self, t: torch.Tensor, emb: torch.Tensor | None, drop_cond: torch.Tensor | None,
                   batch: int) -> torch.Tensor:
         """c [B, cond_dim]; emb None means unconditional; drop_cond [B] bool replaces the marked
@@ -132,6 +178,7 @@ class CSUNet(Denoiser):
                 drop_cond: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, D], t [B] int, emb [B, E] or None (unconditional); drop_cond [B] bool replaces
         the embedding of the marked rows by the learned null embedding (classifier-free guidance)."""
+        self.check_inputs(x, t, emb, drop_cond)
         c = self.condition(t, emb, drop_cond, x.shape[0])
         h = self.inp(x, c)
         skips = []
@@ -159,4 +206,5 @@ class PlainMLP(Denoiser):
         self.body = nn.Sequential(*layers, nn.Linear(w[-1], cfg.dim))
 
     def forward(self, x, t, emb, drop_cond=None):
+        self.check_inputs(x, t, emb, drop_cond)
         return self.body(torch.cat([x, self.condition(t, emb, drop_cond, x.shape[0])], -1))

@@ -43,6 +43,20 @@ _SQRT2 = math.sqrt(2.0)
 
 
 # ----------------------------------------------------------------------------- sizes and checks
+def _is_real(x) -> bool:
+    """A plain real number (Python or numpy scalar), not a bool."""
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
+def _positive_finite(x) -> bool:
+    return _is_real(x) and math.isfinite(x) and x > 0
+
+
+def _check_taper_width(taper_width) -> None:
+    if not _positive_finite(taper_width):
+        raise ValueError(f"taper_width must be a positive finite number (σ = taper_width·(L+1)); got {taper_width!r}")
+
+
 def _check_degree(L) -> int:
     if isinstance(L, bool) or not isinstance(L, (int, np.integer)) or L < 0:
         raise ValueError(f"L must be a non-negative integer (the maximum SH degree); got {L!r}")
@@ -56,6 +70,8 @@ def num_coeffs(L: int) -> int:
 
 def degree_of(n_coeffs: int, name: str = "coeffs") -> int:
     """L such that (L+1)² = n_coeffs; ValueError if n_coeffs is not a positive perfect square."""
+    if isinstance(n_coeffs, bool) or not isinstance(n_coeffs, (int, np.integer)):
+        raise ValueError(f"{name} must have (L+1)^2 entries in its last dimension; got a count of {n_coeffs!r}")
     root = math.isqrt(max(int(n_coeffs), 0))
     if n_coeffs < 1 or root * root != n_coeffs:
         raise ValueError(
@@ -74,7 +90,12 @@ def _as_coeffs(coeffs, name: str = "coeffs") -> tuple[torch.Tensor, int, bool]:
     if not isinstance(coeffs, torch.Tensor):
         arr = np.asarray(coeffs)
         keep64 = arr.dtype == np.float64
-        coeffs = torch.as_tensor(arr.astype(np.float64 if keep64 else np.float32, copy=False))
+        try:
+            coeffs = torch.as_tensor(arr.astype(np.float64 if keep64 else np.float32, copy=False))
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be numeric (SH coefficients); got an array of {arr.dtype}") from None
+    if coeffs.is_complex():
+        raise ValueError(f"{name} must be real (SH coefficients); got {coeffs.dtype}")
     if not coeffs.is_floating_point():
         coeffs = coeffs.float()
     if coeffs.ndim not in (1, 2):
@@ -251,6 +272,8 @@ def encode(lat, lon, L: int, dtype: torch.dtype | None = None) -> torch.Tensor:
     ref = lat if isinstance(lat, torch.Tensor) else lon if isinstance(lon, torch.Tensor) else None
     if dtype is None:
         dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point torch dtype (e.g. torch.float32); got {dtype!r}")
     lat, lon = geo.validate_latlon(lat, lon)
     device = ref.device if ref is not None else torch.device("cpu")
     work = _device_float64(device)
@@ -362,6 +385,7 @@ def field_pairs(coeffs, lat, lon, *, taper: str | None = "gauss", taper_width: f
     in ``decode``, so values compare with the decoder's modes (LocDiff-H ranks candidates with it).
     """
     coeffs, L, _ = _as_coeffs(coeffs)
+    _check_taper_width(taper_width)
     if coeffs.ndim != 2:
         raise ValueError(f"coeffs must have shape [N, D]; got {tuple(coeffs.shape)}")
     lat_t, lon_t = geo.validate_latlon(lat, lon)
@@ -424,7 +448,11 @@ class Grid:
     def __init__(self, L: int, nlat: int, nlon: int | None = None, device="cpu",
                  dtype: torch.dtype = torch.float32):
         self.L = _check_degree(L)
-        nlon = 2 * nlat if nlon is None else nlon
+        for name, v in (("nlat", nlat), ("nlon", nlon)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))):
+                raise ValueError(f"{name} must be an integer (nlat >= 2, nlon > 2L = {2 * self.L}); got {v!r}")
+        nlat = int(nlat)
+        nlon = 2 * nlat if nlon is None else int(nlon)
         if nlat < 2 or nlon <= 2 * self.L:
             raise ValueError(f"nlat must be >= 2 and nlon > 2L = {2 * self.L}; got nlat={nlat}, nlon={nlon}")
         self.nlat, self.nlon, self.device, self.dtype = nlat, nlon, torch.device(device), dtype
@@ -453,6 +481,9 @@ class Grid:
 
         ``out`` (optional, [N, H, W]) receives the result without a new allocation (no autograd).
         """
+        if not isinstance(coeffs, torch.Tensor) or coeffs.ndim != 2:
+            raise ValueError(f"coeffs must be a tensor of shape [N, (L+1)^2] = [N, {(self.L + 1) ** 2}]; got "
+                             f"{tuple(coeffs.shape) if isinstance(coeffs, torch.Tensor) else type(coeffs).__name__}")
         L = degree_of(coeffs.shape[-1])
         if L != self.L:
             raise ValueError(f"coeffs must have degree L = {self.L} for this grid; got L = {L}")
@@ -624,7 +655,7 @@ def taper_weights(L: int, taper: str | None = "gauss", width: float = 0.35) -> t
     An isotropic filter leaves the mode of a single point's field exactly at the point.
     """
     L = _check_degree(L)
-    if not (width > 0 and math.isfinite(width)):
+    if not _positive_finite(width):
         raise ValueError(f"width must be a positive finite number; got {width!r}")
     l = torch.arange(L + 1, dtype=torch.float64).repeat_interleave(torch.arange(L + 1) * 2 + 1)
     if taper is None or taper == "none":
@@ -657,6 +688,7 @@ def decode(coeffs, k: int = 1, *, taper: str | None = "gauss", taper_width: floa
     Returns:
         (lat, lon, value): [N, k] each ([k] for 1-D input), sorted by value, highest first.
         Coordinates in degrees (float64); value = the smoothed field at the mode, in coeffs' dtype.
+        An empty batch [0, D] gives empty [0, k] answers.
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be an integer >= 1 (number of modes); got {k!r}")
@@ -665,10 +697,18 @@ def decode(coeffs, k: int = 1, *, taper: str | None = "gauss", taper_width: floa
         raise ValueError("coeffs must have degree L >= 1 (at least 4 entries): a degree-0 field is constant")
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk must be an integer >= 1; got {chunk!r}")
+    _check_taper_width(taper_width)
+    if isinstance(refine_iters, bool) or not isinstance(refine_iters, (int, np.integer)) or refine_iters < 0:
+        raise ValueError(f"refine_iters must be an integer >= 0 (Newton steps per mode); got {refine_iters!r}")
+    if min_separation_deg is not None and not (_is_real(min_separation_deg) and 0 <= min_separation_deg <= 180):
+        raise ValueError(f"min_separation_deg must be None or a number of degrees in [0, 180]; got {min_separation_deg!r}")
     device, work = coeffs.device, _device_float64(coeffs.device)
     sep = math.radians(min_separation_deg) if min_separation_deg is not None else math.pi / (L + 1)
     w = taper_weights(L, taper, taper_width).to(device=device, dtype=work)
     G = grid(L, oversample, device=device)
+    if coeffs.shape[0] == 0:                          # an empty batch: empty answers of the right shapes
+        empty = torch.empty(0, k, dtype=work, device=device)
+        return empty, empty.clone(), empty.to(coeffs.dtype)
     lat_g, lon_g = G.lat.to(work), G.lon.to(work)
     lats, lons, vals = [], [], []
     buffer = torch.empty(min(chunk, coeffs.shape[0]), G.nlat, G.nlon, device=device)  # reused grid
@@ -740,10 +780,10 @@ def density(coeffs, *, method: str = "softmax", temperature: float = 0.1, oversa
     """
     if method not in ("softmax", "clamp"):
         raise ValueError(f"method must be 'softmax' or 'clamp'; got {method!r}")
-    if not (temperature > 0 and math.isfinite(temperature)):
+    if not _positive_finite(temperature):
         raise ValueError(f"temperature must be a positive finite number; got {temperature!r}")
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0; got {eps!r}")
+    if not _positive_finite(eps):
+        raise ValueError(f"eps must be a positive finite number; got {eps!r}")
     coeffs, L, single = _as_coeffs(coeffs)
     G = grid(L, oversample, device=coeffs.device, dtype=coeffs.dtype)
     f = G.synthesize(coeffs) / peak_value(L)
