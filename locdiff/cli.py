@@ -112,7 +112,11 @@ def cmd_tile(args) -> int:
         lat, lon = geo.validate_latlon(np.array([args.lat]), np.array([args.lon]))
     except ValueError as e:
         raise UserError(str(e)) from None
-    tile = TileRenderer(args.size, args.footprint_km).render(lat, lon)[0]
+    try:
+        renderer = TileRenderer(args.size, args.footprint_km)
+    except ValueError as e:
+        raise UserError(str(e).replace("footprint_km", "--footprint-km").replace("size must", "--size must")) from None
+    tile = renderer.render(lat, lon)[0]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

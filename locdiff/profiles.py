@@ -227,4 +227,10 @@ def get(name: str | None = None, dataset: str | None = None, **overrides) -> Pro
             raise ValueError(f"{source} must be {BLUEMARBLE!r} or the path of an existing real data set spec "
                              f"(.json, see examples/real_dataset.json); got {ds!r}")
         overrides["dataset"] = os.path.abspath(ds)
+    from dataclasses import fields
+
+    unknown = sorted(set(overrides) - {f.name for f in fields(Profile)})
+    if unknown:
+        raise TypeError(f"unknown profile field(s) {', '.join(unknown)}; the fields are "
+                        f"{', '.join(f.name for f in fields(Profile))}")
     return replace(_PROFILES[chosen], **overrides) if overrides else _PROFILES[chosen]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import shutil
 import signal
 import threading
@@ -76,11 +77,20 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay}")
+        for name, low in (("steps", 1), ("batch_size", 1), ("log_every", 1), ("eval_every", 1),
+                          ("checkpoint_every", 1), ("warmup", 0), ("seed", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+                raise ValueError(f"{name} must be an integer >= {low}; got {v!r}")
+        for name, positive in (("lr", True), ("grad_clip", True), ("weight_decay", False)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or \
+                    (v <= 0 if positive else v < 0):
+                raise ValueError(f"{name} must be a {'positive' if positive else 'non-negative'} finite number; "
+                                 f"got {v!r}")
+        if isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, numbers.Real) or \
+                not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay!r}")
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:

@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))          # for `python tests/test_input_audit.py`
 from test_pipeline import _cli, _tiles, tiny  # noqa: E402,F401  (tiny is a fixture used below)
 
-from locdiff import diffusion, evaluate, geo, model, pipeline, profiles, shdd  # noqa: E402
+from locdiff import datasets, diffusion, evaluate, geo, model, pipeline, profiles, shdd  # noqa: E402
 from locdiff.train import TrainConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -311,11 +311,19 @@ AUDIT: list[Row] = [
     Row("train.TrainConfig", "checkpoint_every", "an integer >= 1", lambda: TrainConfig(checkpoint_every=0),
         allowed=">= 1"),
     Row("train.TrainConfig", "ema_decay", "a number in [0, 1)", lambda: TrainConfig(ema_decay=1.0), allowed="[0, 1)"),
-    Row("train.TrainConfig", "lr", "a positive finite number", lambda: TrainConfig(lr=-1e-3), allowed="positive",
-        xfail="TrainConfig does not check lr (locdiff/train.py)"),
-    Row("train.TrainConfig", "batch_size", "an integer >= 1", lambda: TrainConfig(batch_size=2.5), allowed="integer",
-        xfail="TrainConfig accepts non-integer sizes (locdiff/train.py)"),
+    Row("train.TrainConfig", "lr", "a positive finite number", lambda: TrainConfig(lr=-1e-3), allowed="positive"),
+    Row("train.TrainConfig", "batch_size", "an integer >= 1", lambda: TrainConfig(batch_size=2.5), allowed="integer"),
+    Row("train.TrainConfig", "warmup", "an integer >= 0", lambda: TrainConfig(warmup=-1), allowed=">= 0"),
+    Row("train.TrainConfig", "seed", "an integer >= 0", lambda: TrainConfig(seed=1.5), allowed="integer >= 0"),
+    Row("train.TrainConfig", "grad_clip", "a positive finite number", lambda: TrainConfig(grad_clip=0.0),
+        allowed="positive"),
+    Row("train.TrainConfig", "weight_decay", "a non-negative finite number", lambda: TrainConfig(weight_decay=-1e-4),
+        allowed="non-negative"),
     # ---- profiles
+    Row("profiles.get", "dataset", "None, 'bluemarble' or the path of an existing real data set spec (.json)",
+        lambda: profiles.get("smoke", dataset="/no/such/spec.json"), allowed="'bluemarble' or the path"),
+    Row("datasets.load", "splits", "names among the profile's splits (train, val and its test splits)",
+        lambda: datasets.load(profiles.get("smoke"), ["im2gps3k"]), allowed="train, val, test_iid"),
     Row("profiles.get", "name", "None, '' or one of smoke, cpu, gpu", lambda: profiles.get("laptop"),
         allowed="smoke, cpu, gpu", named="profile"),
     Row("profiles.get", "$LOCDIFF_PROFILE", "unset, empty or one of smoke, cpu, gpu (used when name is None)",
@@ -406,8 +414,7 @@ AUDIT: list[Row] = [
     Row("locdiff tile", "--size", "an integer >= 1", ("tile", "0", "0", "--size", "0"), allowed=">= 1"),
     Row("locdiff tile", "--footprint-km", "a positive number of km", ("tile", "0", "0", "--footprint-km", "-5",
                                                                           "--out", "{tmp}/t.png"),
-        allowed="positive", named="footprint_km",
-        xfail="locdiff/cli.py does not turn TileRenderer's ValueError into a UserError: traceback, exit 1"),
+        allowed="positive", named="--footprint-km"),
     Row("locdiff predict", "IMAGE", "paths of existing image files", ("predict", "{tmp}/missing.png", "--weights",
                                                                       "{weights}"), allowed="no such file",
         named="image 0"),
@@ -415,6 +422,9 @@ AUDIT: list[Row] = [
     Row("locdiff predict", "--samples", "an integer >= 1", ("predict", "a.png", "--samples", "-3"), allowed=">= 1"),
     Row("locdiff predict", "--weights", "a folder of save_pretrained", ("predict", "a.png", "--weights", "{tmp}/nowhere"),
         allowed="not a folder of pretrained", named="nowhere"),
+    Row("locdiff train", "--dataset", "the path of an existing real data set spec (.json)",
+        ("train", "--profile", "smoke", "--dataset", "{tmp}/missing.json"), allowed="'bluemarble' or the path",
+        named="dataset"),
     Row("locdiff train", "--profile", "smoke, cpu or gpu", ("train", "--profile", "laptop"), allowed="smoke, cpu, gpu",
         named="profile"),
     Row("locdiff train", "--resume", "only with a checkpoint in the run folder",
