@@ -27,16 +27,23 @@ import torch.nn.functional as F
 
 from ..diffusion import DDIMSampler, Diffusion, DiffusionConfig
 from ..model import CSUNet, CSUNetConfig
+from ..profiles import LocDiffSettings, Profile
 from .common import Context, Fitted, choose, fit_model, to_latlon, tune, val_score, vote
 
 SQRT3 = math.sqrt(3.0)
 
 
-def _network(ctx: Context) -> CSUNet:
-    s, ld = ctx.settings, ctx.profile.locdiff
-    torch.manual_seed(ctx.profile.seed)
-    return CSUNet(CSUNetConfig(L=0, data_dim=3, embed_dim=ctx.emb.shape[1], widths=tuple(s.gen_widths),
+def network(profile: Profile, embed_dim: int) -> CSUNet:
+    """The baselines' CS-UNet on unit vectors (``data_dim = 3``): widths ``gen_widths``, dropout
+    ``gen_dropout``, LocDiff's condition size and w0; initialized from the profile's seed."""
+    s, ld = profile.baselines, profile.locdiff
+    torch.manual_seed(profile.seed)
+    return CSUNet(CSUNetConfig(L=0, data_dim=3, embed_dim=embed_dim, widths=tuple(s.gen_widths),
                                cond_dim=ld.cond_dim, w0=ld.w0, dropout=s.gen_dropout))
+
+
+def _network(ctx: Context) -> CSUNet:
+    return network(ctx.profile, ctx.emb.shape[1])
 
 
 def _sampled(ctx: Context, sample_fn, emb, guidance: float, seed: int, batch: int = 256) -> dict:
@@ -79,11 +86,24 @@ def _tuned(ctx: Context, name: str, train_one, progress: bool) -> Fitted:
 
 
 # ----------------------------------------------------------------------------- raw diffusion
+def raw_diffusion(ld: LocDiffSettings) -> Diffusion:
+    """The forward process of the raw-coordinate baseline: LocDiff's T, schedule, prediction target
+    and condition dropout on 3-D data x0 = √3·x, MSE loss (``Diffusion.loss`` is its training loss)."""
+    return Diffusion(DiffusionConfig(T=ld.T, schedule=ld.schedule, prediction=ld.prediction, loss="mse",
+                                     p_uncond=ld.p_uncond), L=0, data_dim=3)
+
+
+def sample_raw_diffusion(model: CSUNet, diffusion: Diffusion, emb: torch.Tensor, n: int, steps: int,
+                         guidance: float, gen: torch.Generator) -> torch.Tensor:
+    """n samples per embedding [B, n, 3] (scaled by √3, not yet normalized): deterministic DDIM
+    (eta = 0) with ``steps`` steps and guidance scale ``guidance``."""
+    return DDIMSampler(diffusion, steps, 0.0, guidance).sample(model, emb, n, gen)
+
+
 def fit_raw_diffusion(ctx: Context, progress: bool = True) -> Fitted:
     ld = ctx.profile.locdiff
     x0 = SQRT3 * ctx.xyz
-    diffusion = Diffusion(DiffusionConfig(T=ld.T, schedule=ld.schedule, prediction=ld.prediction, loss="mse",
-                                          p_uncond=ld.p_uncond), L=0, data_dim=3)
+    diffusion = raw_diffusion(ld)
 
     def train_one(lr, steps):
         model = _network(ctx)
@@ -95,7 +115,7 @@ def fit_raw_diffusion(ctx: Context, progress: bool = True) -> Fitted:
         seconds = fit_model(ctx, f"raw-diffusion-lr{lr:g}-s{steps}", model, loss_fn, steps, config, progress, lr)
 
         def sample_fn(emb, n, guidance, gen):
-            return DDIMSampler(diffusion, ld.ddim_steps, 0.0, guidance).sample(model, emb, n, gen)
+            return sample_raw_diffusion(model, diffusion, emb, n, ld.ddim_steps, guidance, gen)
 
         return sample_fn, seconds, model
 
@@ -129,44 +149,66 @@ def exp_map(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return F.normalize(torch.cos(n) * x + torch.sin(n) * v / n.clamp_min(1e-12), dim=-1)
 
 
+TIME_SCALE = 1000.0   # flow matching: continuous time t ∈ [0, 1] enters the network as t·TIME_SCALE
+
+
+def flow_matching_loss(model: CSUNet, x1: torch.Tensor, emb: torch.Tensor, p_uncond: float,
+                       gen: torch.Generator) -> dict:
+    """Riemannian flow-matching loss on a batch of data points x1 [B, 3] (unit vectors) with
+    embeddings [B, E]: noise x0 uniform on S², t ~ U(0, 1), the condition dropped with probability
+    ``p_uncond``; mean over the batch of |tangent(v_θ(x_t, t)) - u_t|². Random draws on the CPU
+    generator ``gen`` (then moved to x1's device). Returns {"loss": scalar}."""
+    B, dev = len(x1), x1.device
+    x0 = uniform_sphere(B, gen).to(dev)
+    t = torch.rand(B, generator=gen).to(dev)
+    drop = (torch.rand(B, generator=gen) < p_uncond).to(dev)
+    xt, ut = geodesic(x0, x1, t)
+    v = tangent(model(xt, t * TIME_SCALE, emb, drop_cond=drop).float(), xt)
+    return {"loss": ((v - ut) ** 2).sum(-1).mean()}
+
+
+@torch.no_grad()
+def sample_flow_matching(model: CSUNet, emb: torch.Tensor, n: int, steps: int, guidance: float,
+                         gen: torch.Generator) -> torch.Tensor:
+    """n samples per embedding [B, n, 3] on the sphere: ``steps`` Euler steps of the exponential
+    map from uniform noise, x ← exp_x(tangent(v)/steps); guidance w ≠ 1 evaluates the conditional
+    and unconditional velocities in one batch and uses u + w (c - u)."""
+    dev = emb.device
+    e = emb.repeat_interleave(n, 0)
+    x = uniform_sphere(len(e), gen).to(dev)
+    for i in range(steps):
+        t = torch.full((len(e),), i / steps, device=dev)
+        if guidance == 1.0:
+            v = model(x, t * TIME_SCALE, e)
+        else:
+            flags = torch.cat([torch.zeros(len(e), dtype=torch.bool, device=dev),
+                               torch.ones(len(e), dtype=torch.bool, device=dev)])
+            c, u = model(torch.cat([x, x]), torch.cat([t, t]) * TIME_SCALE, torch.cat([e, e]), drop_cond=flags).chunk(2)
+            v = u + guidance * (c - u)
+        x = exp_map(x, tangent(v.float(), x) / steps)
+    return x.reshape(len(emb), n, 3)
+
+
 def fit_flow_matching(ctx: Context, progress: bool = True) -> Fitted:
     ld = ctx.profile.locdiff
     x1_all = ctx.xyz
-    T = 1000.0                                    # continuous time t ∈ [0, 1] enters the net as t·T
 
     def train_one(lr, steps):
         model = _network(ctx)
 
         def loss_fn(m, idx, gen):
-            B = len(idx)
-            x0 = uniform_sphere(B, gen)
-            t = torch.rand(B, generator=gen)
-            drop = torch.rand(B, generator=gen) < ld.p_uncond
-            xt, ut = geodesic(x0, x1_all[idx], t)
-            v = tangent(m(xt, t * T, ctx.emb[idx], drop_cond=drop).float(), xt)
-            return {"loss": ((v - ut) ** 2).sum(-1).mean()}
+            return flow_matching_loss(m, x1_all[idx], ctx.emb[idx], ld.p_uncond, gen)
 
-        config = {"csunet": asdict(model.config), "p_uncond": ld.p_uncond, "time_scale": T, "lr": lr}
+        config = {"csunet": asdict(model.config), "p_uncond": ld.p_uncond, "time_scale": TIME_SCALE, "lr": lr}
         seconds = fit_model(ctx, f"flow-matching-lr{lr:g}-s{steps}", model, loss_fn, steps, config, progress, lr)
 
         def sample_fn(emb, n, guidance, gen):
-            steps_ = ld.ddim_steps
-            e = emb.repeat_interleave(n, 0)
-            x = uniform_sphere(len(e), gen)
-            for i in range(steps_):
-                t = torch.full((len(e),), i / steps_)
-                if guidance == 1.0:
-                    v = model(x, t * T, e)
-                else:
-                    flags = torch.cat([torch.zeros(len(e), dtype=torch.bool), torch.ones(len(e), dtype=torch.bool)])
-                    c, u = model(torch.cat([x, x]), torch.cat([t, t]) * T, torch.cat([e, e]), drop_cond=flags).chunk(2)
-                    v = u + guidance * (c - u)
-                x = exp_map(x, tangent(v.float(), x) / steps_)
-            return x.reshape(len(emb), n, 3)
+            return sample_flow_matching(model, emb, n, ld.ddim_steps, guidance, gen)
 
         return sample_fn, seconds, model
 
     return _tuned(ctx, "Flow matching", train_one, progress)
 
 
-__all__ = ["fit_raw_diffusion", "fit_flow_matching", "geodesic", "exp_map", "tangent", "uniform_sphere"]
+__all__ = ["fit_raw_diffusion", "fit_flow_matching", "geodesic", "exp_map", "tangent", "uniform_sphere", "network",
+           "raw_diffusion", "sample_raw_diffusion", "flow_matching_loss", "sample_flow_matching", "TIME_SCALE"]
