@@ -34,7 +34,7 @@ class LocDiff:
         """Latent samples [B, n, D] for embeddings [B, E] (numpy or torch)."""
         s = self.settings
         n = s.samples if n is None else n
-        emb = torch.as_tensor(np.asarray(emb, dtype=np.float32))
+        emb = torch.as_tensor(np.asarray(emb, dtype=np.float32) if not torch.is_tensor(emb) else emb).float().cpu()
         if emb.ndim != 2 or emb.shape[1] != self.model.config.embed_dim:
             raise ValueError(f"emb must have shape [B, {self.model.config.embed_dim}] (the model's embedding size); "
                              f"got {tuple(emb.shape)}")
@@ -47,10 +47,12 @@ class LocDiff:
             raise ValueError(f"sampler must be 'ddim' or 'ddpm'; got {sampler!r}")
         self.model.eval()
         gen = torch.Generator().manual_seed(seed)
-        outs = [smp.sample(self.model, emb[i:i + batch], n, gen, return_trajectory) for i in range(0, len(emb), batch)]
+        dev = next(self.model.parameters()).device          # the model's device; results come back to the CPU
+        outs = [smp.sample(self.model, emb[i:i + batch].to(dev), n, gen, return_trajectory)
+                for i in range(0, len(emb), batch)]
         if return_trajectory:
-            return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs], 1)
-        return torch.cat(outs)
+            return torch.cat([o[0].cpu() for o in outs]), torch.cat([o[1].cpu() for o in outs], 1)
+        return torch.cat([o.cpu() for o in outs])
 
     def predict(self, emb, **kwargs) -> dict:
         """Point predictions and decoded samples: dict of numpy arrays lat, lon [B], sample_lat/lon [B, n]."""
@@ -100,8 +102,9 @@ def fit(profile: Profile, settings: LocDiffSettings | None = None, out_dir=None,
     with process_state().main_process_first():     # under accelerate launch, one process builds the caches
         enc = datasets.embeddings(profile, progress=progress)
         data = datasets.load(profile, ["train", "val"], progress=progress)
-    emb = torch.from_numpy(enc["embeddings"]["train"])
-    x0 = Diffusion.to_latent(data["train"].lat, data["train"].lon, s.L)
+    device = process_state().device                    # where the training loop puts the model
+    emb = torch.from_numpy(enc["embeddings"]["train"]).to(device)
+    x0 = Diffusion.to_latent(data["train"].lat, data["train"].lon, s.L).to(device)
     ld = build(s, emb.shape[1], profile.seed)
     val_n = min(s.val_images, len(data["val"]))
     val_emb = enc["embeddings"]["val"][:val_n]

@@ -294,6 +294,7 @@ def train(model: torch.nn.Module, loss_fn: Callable, n_items: int, config: Train
     t_start = time.perf_counter()
     model, opt = accelerator.prepare(model, opt)
     device = accelerator.device
+    ema.shadow = {k: v.to(device) for k, v in ema.shadow.items()}     # beside the weights it averages
     ema_model = None
     running: dict[str, list] = {}
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=desc, disable=not (progress and main))

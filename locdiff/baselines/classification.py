@@ -66,7 +66,8 @@ def fit(ctx: Context, progress: bool = True) -> Fitted:
 
     def build(cand: dict, steps: int):
         cell, clat, clon = adaptive_cells(ctx.lat, ctx.lon, cand["cell_max_count"])
-        cell_xyz = torch.from_numpy(geo.latlon_to_xyz(clat, clon)).float()
+        cell_xyz = torch.from_numpy(geo.latlon_to_xyz(clat, clon)).float().to(ctx.device)
+        cell_t = torch.from_numpy(cell).to(ctx.device)
         torch.manual_seed(ctx.profile.seed)
         model = mlp(ctx.emb.shape[1], s.hidden, len(clat), s.dropout)
 
@@ -74,7 +75,7 @@ def fit(ctx: Context, progress: bool = True) -> Fitted:
             target = smoothed_targets(xyz[idx], cell_xyz, cand["label_tau_km"])
             logits = m(ctx.emb[idx])
             return {"loss": -(target * F.log_softmax(logits.float(), -1)).sum(-1).mean(),
-                    "top1": (logits.argmax(-1) == torch.from_numpy(cell)[idx]).float().mean()}
+                    "top1": (logits.argmax(-1) == cell_t[idx]).float().mean()}
 
         name = f"classification-c{cand['cell_max_count']}-t{cand['label_tau_km']:g}-s{steps}"
         seconds = fit_model(ctx, name, model, loss_fn, steps, {**cand, "cells": len(clat)}, progress)

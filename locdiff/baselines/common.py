@@ -17,20 +17,22 @@ import torch.nn as nn
 
 from .. import datasets, geo, shdd
 from ..profiles import BaselineSettings, Profile
-from ..train import TrainConfig, fit_or_load
+from ..train import TrainConfig, fit_or_load, process_state
 
 
 @dataclass
 class Context:
-    """Frozen embeddings and locations of train and (a prefix of) val, for one profile."""
+    """Frozen embeddings and locations of train and (a prefix of) val, for one profile. The
+    training tensors live on ``device``, where the training loop puts the models (CUDA when present)."""
 
     profile: Profile
-    emb: torch.Tensor          # [N, E] float32, train
+    emb: torch.Tensor          # [N, E] float32, train, on device
     lat: np.ndarray            # [N] degrees
     lon: np.ndarray
     val_emb: np.ndarray        # [V, E]
     val_lat: np.ndarray
     val_lon: np.ndarray
+    device: torch.device = torch.device("cpu")
 
     @property
     def settings(self) -> BaselineSettings:
@@ -38,16 +40,17 @@ class Context:
 
     @property
     def xyz(self) -> torch.Tensor:
-        """Training locations as unit vectors [N, 3] float32."""
-        return torch.from_numpy(geo.latlon_to_xyz(self.lat, self.lon)).float()
+        """Training locations as unit vectors [N, 3] float32, on ``device``."""
+        return torch.from_numpy(geo.latlon_to_xyz(self.lat, self.lon)).float().to(self.device)
 
 
 def load_context(profile: Profile, progress: bool = True) -> Context:
     enc = datasets.embeddings(profile, progress=progress)
     data = datasets.load(profile, ["train", "val"], progress=progress)
     v = min(profile.baselines.val_images, len(data["val"]))
-    return Context(profile, torch.from_numpy(enc["embeddings"]["train"]), data["train"].lat, data["train"].lon,
-                   enc["embeddings"]["val"][:v], data["val"].lat[:v], data["val"].lon[:v])
+    device = process_state().device
+    return Context(profile, torch.from_numpy(enc["embeddings"]["train"]).to(device), data["train"].lat,
+                   data["train"].lon, enc["embeddings"]["val"][:v], data["val"].lat[:v], data["val"].lon[:v], device)
 
 
 @dataclass
@@ -123,11 +126,14 @@ def choose(rows: list[dict], key: str) -> tuple[float, pd.DataFrame]:
     return table[key][table["chosen"]].iloc[0], table
 
 
-def batched(fn: Callable[[torch.Tensor], torch.Tensor], emb, batch: int = 2048) -> torch.Tensor:
-    """fn over embeddings [B, E] in batches, no grad."""
+def batched(fn: Callable[[torch.Tensor], torch.Tensor], emb, batch: int = 2048, device=None) -> torch.Tensor:
+    """fn over embeddings [B, E] in batches on ``device`` (default: the device of ``fn``'s parameters
+    when fn is a module, else CPU), no grad; the result on the CPU."""
+    if device is None:
+        device = next(fn.parameters()).device if isinstance(fn, nn.Module) else torch.device("cpu")
     emb = torch.as_tensor(np.asarray(emb, dtype=np.float32))
     with torch.no_grad():
-        return torch.cat([fn(emb[i:i + batch]) for i in range(0, len(emb), batch)])
+        return torch.cat([fn(emb[i:i + batch].to(device)).cpu() for i in range(0, len(emb), batch)])
 
 
 def vote(sample_lat: np.ndarray, sample_lon: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:

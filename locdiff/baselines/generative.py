@@ -52,7 +52,8 @@ def _sampled(ctx: Context, sample_fn, emb, guidance: float, seed: int, batch: in
     emb = torch.as_tensor(np.asarray(emb, dtype=np.float32))
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        x = torch.cat([sample_fn(emb[i:i + batch], ld.samples, guidance, gen) for i in range(0, len(emb), batch)])
+        x = torch.cat([sample_fn(emb[i:i + batch].to(ctx.device), ld.samples, guidance, gen).cpu()
+                       for i in range(0, len(emb), batch)])
     slat, slon = to_latlon(x)
     lat, lon = vote(slat, slon, ld.L)
     return {"lat": lat, "lon": lon, "sample_lat": slat, "sample_lon": slon}

@@ -46,7 +46,7 @@ def fit(ctx: Context, progress: bool = True) -> Fitted:
         neg = torch.randint(0, len(xyz), (s.queue_negatives,), generator=gen)
         loc = m.location(torch.cat([xyz[idx], xyz[neg]]))
         logits = m.logit_scale.exp().clamp(max=100) * img.float() @ loc.float().T
-        target = torch.arange(len(idx))
+        target = torch.arange(len(idx), device=logits.device)
         return {"loss": F.cross_entropy(logits, target), "recall@1": (logits.argmax(-1) == target).float().mean()}
 
     config = {k: getattr(s, k) for k in ("hidden", "dropout", "retrieval_dim", "rff_sigmas_km", "queue_negatives")}
@@ -56,7 +56,7 @@ def fit(ctx: Context, progress: bool = True) -> Fitted:
         ulat, ulon = geo.uniform_points(s.uniform_gallery, seed=ctx.profile.seed + 7)
         gallery_lat, gallery_lon = np.concatenate([gallery_lat, ulat]), np.concatenate([gallery_lon, ulon])
     with torch.no_grad():
-        g_xyz = torch.from_numpy(geo.latlon_to_xyz(gallery_lat, gallery_lon)).float()
+        g_xyz = torch.from_numpy(geo.latlon_to_xyz(gallery_lat, gallery_lon)).float().to(ctx.device)
         gallery = torch.cat([model.location(g_xyz[i:i + 8192]) for i in range(0, len(g_xyz), 8192)])
 
     def predict(emb, top_k: int = 1):
@@ -64,7 +64,7 @@ def fit(ctx: Context, progress: bool = True) -> Fitted:
             top = torch.topk(model.encode_image(e) @ gallery.T, top_k, -1)
             return torch.cat([top.values, top.indices.double()], -1)    # indices exact in float64
 
-        both = batched(best, emb)
+        both = batched(best, emb, device=ctx.device)
         sims, idx = both[:, :top_k], both[:, top_k:].long()
         out = {"lat": gallery_lat[idx[:, 0].numpy()], "lon": gallery_lon[idx[:, 0].numpy()]}
         if top_k > 1:
