@@ -75,7 +75,12 @@ def _tuned(ctx: Context, name: str, train_one, progress: bool) -> Fitted:
         if len(s.gen_lr) > 1 else ({"lr": s.gen_lr[0]}, pd.DataFrame())
     build(best, s.gen_steps)
     sample_fn, seconds, model = build.sample_fn, build.seconds, build.model
-    rows = [{"lr": best["lr"], "guidance": g, **val_score(ctx, lambda e: _sampled(ctx, sample_fn, e, g, seed=1))}
+    scored = {}                     # guidance 1 was scored with the same samples (seed 1) by the lr search
+    if len(lr_table):
+        chosen = lr_table[lr_table["chosen"]].iloc[0]
+        scored[1.0] = {"val_geoscore": float(chosen["val_geoscore"]), "val_median_km": float(chosen["val_median_km"])}
+    rows = [{"lr": best["lr"], "guidance": g,
+             **(scored.get(float(g)) or val_score(ctx, lambda e: _sampled(ctx, sample_fn, e, g, seed=1)))}
             for g in s.guidance]
     g_best, g_table = choose(rows, "guidance")
     g_best = float(g_best)
