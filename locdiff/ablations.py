@@ -12,7 +12,9 @@ chain, or a single denoising step from pure noise, i.e. SHDD regression).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -48,9 +50,12 @@ def _is_base(profile: Profile, changes: dict) -> bool:
 
 
 def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int = 1000) -> pd.DataFrame:
-    """Train (or reuse) every variant, score it, write ``data/results/<profile>/ablations.csv``."""
+    """Train (or reuse) every variant, score it, write ``data/results/<profile>/ablations.csv`` (and
+    beside it ``ablations.json``, the settings key: the CSV is reused only for the same settings)."""
     path = evaluate.results_dir(profile.tag) / "ablations.csv"
-    if reuse and path.exists():
+    key_path = path.with_suffix(".json")                  # the settings the CSV was computed with
+    key = datasets.settings_key(profile, n_boot=n_boot)
+    if reuse and path.exists() and key_path.exists() and json.loads(key_path.read_text()).get("key") == key:
         df = pd.read_csv(path)
         if tuple(df.columns) == ABLATION_COLUMNS and set(df.group) >= {g for g, _, _ in trained_variants(profile)}:
             return df
@@ -100,6 +105,7 @@ def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int
     df = pd.DataFrame(rows, columns=list(ABLATION_COLUMNS))
     evaluate.check_results(df[list(evaluate.RESULT_COLUMNS)].assign(method=df.group + ": " + df.variant))
     atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+    atomic_write(key_path, lambda tmp: Path(tmp).write_text(json.dumps({"key": key}, indent=1)))
     return df
 
 

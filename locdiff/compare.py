@@ -70,13 +70,13 @@ def run(profile: Profile, methods=METHODS, splits=None, n_boot: int = 1000, reus
         progress: bool = True) -> tuple[pd.DataFrame, dict]:
     """Results table and predictions {(method, split): dict of arrays} for every method and split.
 
-    With ``reuse`` and an existing results CSV plus prediction cache of the same methods and
-    splits, nothing is recomputed."""
+    With ``reuse`` and an existing results CSV plus prediction cache of the same methods, splits
+    and profile settings (``datasets.settings_key``), nothing is recomputed."""
     splits = tuple(datasets.test_splits(profile) if splits is None else splits)
     out_dir = evaluate.results_dir(profile.tag)
     csv, tuning_csv, cache = out_dir / "methods.csv", out_dir / "tuning.csv", _cache_path(profile)
     manifest = cache.with_suffix(".json")
-    key = json.dumps({"methods": list(methods), "splits": list(splits), "n_boot": n_boot})
+    key = datasets.settings_key(profile, methods=list(methods), splits=list(splits), n_boot=n_boot)
     if reuse and csv.exists():
         problem, meta = cache_problem(manifest, {cache.name: cache}, "no cached predictions")
         if problem is None and meta.get("key") == key:

@@ -76,6 +76,17 @@ def embeddings(profile: Profile, progress: bool = True) -> dict:
     return real.load_embeddings(spec, progress=progress)
 
 
+def settings_key(profile: Profile, **extra) -> str:
+    """JSON of everything that determines a profile's results (all its settings except the name
+    and description, the data set's identity, and ``extra``): a stored result is reused only
+    when this matches, so changing a setting recomputes instead of showing stale numbers."""
+    import json
+    from dataclasses import asdict
+
+    settings = {k: v for k, v in asdict(profile).items() if k not in ("name", "description", "dataset", "codec")}
+    return json.dumps({**settings, **describe(profile), **extra}, sort_keys=True, default=str)
+
+
 def describe(profile: Profile) -> dict:
     """What identifies the data in a run's config: the benchmark settings or the real spec."""
     from dataclasses import asdict

@@ -43,3 +43,38 @@ def test_build_rejects_unknown_arch_and_methods():
         experiment.build(replace(s, arch="transformer"), 8)
     with pytest.raises(ValueError, match="methods"):
         compare.fit_all(profiles.get("smoke"), methods=("Classification", "kNN"))
+
+
+def test_results_are_reused_only_for_the_same_settings(tmp_path, monkeypatch):
+    """ablations.run returns a stored CSV only when its settings key matches the profile's; a changed
+    setting (here the training steps) recomputes instead of showing stale numbers."""
+    import json
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from locdiff import ablations, datasets, profiles
+
+    monkeypatch.setenv("LOCDIFF_ROOT", str(tmp_path))
+    P = profiles.get("smoke")
+    groups = sorted({g for g, _, _ in ablations.trained_variants(P)})
+    stored = pd.DataFrame([{c: (g if c == "group" else 0) for c in ablations.ABLATION_COLUMNS} for g in groups])
+    out = tmp_path / "data" / "results" / "smoke"
+    out.mkdir(parents=True)
+    stored.to_csv(out / "ablations.csv", index=False)
+    (out / "ablations.json").write_text(json.dumps({"key": datasets.settings_key(P, n_boot=1000)}))
+
+    class Recomputed(Exception):
+        pass
+
+    def refuse(*a, **k):
+        raise Recomputed
+    monkeypatch.setattr(datasets, "embeddings", refuse)
+    assert len(ablations.run(P)) == len(groups)                          # same settings: reused
+    changed = replace(P, ablations=replace(P.ablations, steps=P.ablations.steps + 1))
+    assert datasets.settings_key(changed) != datasets.settings_key(P)
+    with pytest.raises(Recomputed):
+        ablations.run(changed)                                            # other settings: recomputed
+    (out / "ablations.json").unlink()
+    with pytest.raises(Recomputed):
+        ablations.run(P)                                                  # no key: recomputed
