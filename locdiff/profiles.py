@@ -1,7 +1,7 @@
 """Profiles: one setting, ``profile``, chooses the scale of every notebook and script.
 
 ``smoke`` checks that everything runs (the whole suite in minutes, numbers not meaningful);
-``cpu`` is the default, sized for a 2-core laptop (the whole suite within an hour, numbers
+``cpu`` is the default, sized for a 2-core laptop (aimed at an hour for the whole suite; 76 min measured; numbers
 meaningful enough to compare methods); ``gpu`` is paper scale, for an accelerator.
 
 Notebooks take a papermill parameter ``profile`` (default ``None``) and call ``get(profile)``,
@@ -131,7 +131,7 @@ class AblationSettings:
     """Notebook 06: LocDiff variants trained for ``steps`` steps each, evaluated on ``images``
     test_iid tiles with ``samples`` samples."""
 
-    steps: int = 800               # 1200 until 2026-11-29: cut so that the cpu suite fits its hour
+    steps: int = 800               # 1200 until 2026-11-29, cut to save 6 min of the cpu suite
     images: int = 600
     samples: int = 16
     degrees: tuple[int, ...] = (8, 16, 32, 64)
