@@ -34,7 +34,7 @@ class LocDiff:
         """Latent samples [B, n, D] for embeddings [B, E] (numpy or torch)."""
         s = self.settings
         n = s.samples if n is None else n
-        emb = torch.as_tensor(np.asarray(emb, dtype=np.float32) if not torch.is_tensor(emb) else emb).float().cpu()
+        emb = (emb if torch.is_tensor(emb) else torch.as_tensor(np.asarray(emb, dtype=np.float32))).float()
         if emb.ndim != 2 or emb.shape[1] != self.model.config.embed_dim:
             raise ValueError(f"emb must have shape [B, {self.model.config.embed_dim}] (the model's embedding size); "
                              f"got {tuple(emb.shape)}")
