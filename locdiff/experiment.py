@@ -88,6 +88,46 @@ def evaluate(ld: LocDiff, emb: np.ndarray, lat: np.ndarray, lon: np.ndarray, **k
     return geo.summarize(geo.distance_km(lat, lon, pred["lat"], pred["lon"]))
 
 
+DENOISING_TIMESTEPS = (0, 100, 250, 500, 750, 900, 999)
+
+
+def denoising_errors(ld: LocDiff, emb, lat, lon, timesteps=DENOISING_TIMESTEPS, seed: int = 0,
+                     batch: int = 1024) -> pd.DataFrame:
+    """How well the trained denoiser recovers a location's latent from one noisy copy, per timestep.
+
+    For each t: x_t = √ᾱ_t x0 + √(1-ᾱ_t) ε with ε ~ N(0, I) (seeded), x̂0 from the conditional
+    network output (no guidance), then ``mse`` = mean over images and coefficients of (x̂0 - x0)²
+    in the scaled latent, and ``shdd_kl`` = mean over images of KL(p_x0 || p_x̂0) in nats, the
+    densities of the two SHDD vectors (``Diffusion.shdd_kl``, the paper's latent KL loss).
+    emb [B, E], lat / lon [B] in degrees; returns one row per t (columns t, abar, mse, shdd_kl).
+    """
+    T = ld.diffusion.config.T
+    ts = [int(t) for t in np.atleast_1d(np.asarray(timesteps))]
+    if not ts or any(t < 0 or t >= T for t in ts):
+        raise ValueError(f"timesteps must be integers in [0, {T - 1}] (T = {T}); got {list(np.atleast_1d(timesteps))}")
+    lat, lon = geo.validate_latlon(lat, lon)
+    emb = torch.as_tensor(np.asarray(emb, dtype=np.float32))
+    if emb.ndim != 2 or len(emb) != len(lat):
+        raise ValueError(f"emb must be [B, E] with B = len(lat) = {len(lat)}; got {tuple(emb.shape)}")
+    dev = next(ld.model.parameters()).device
+    x0_all = Diffusion.to_latent(lat, lon, ld.settings.L)
+    gen = torch.Generator().manual_seed(seed)
+    ld.model.eval()
+    rows = []
+    with torch.no_grad():
+        for t in ts:
+            se = kl = 0.0
+            for i in range(0, len(emb), batch):
+                x0 = x0_all[i:i + batch].to(dev)
+                tt = torch.full((len(x0),), t, dtype=torch.long, device=dev)
+                x_t = ld.diffusion.q_sample(x0, tt, torch.randn(x0.shape, generator=gen).to(dev))
+                x0_hat, _ = ld.diffusion.split(ld.model(x_t, tt, emb[i:i + batch].to(dev)).float(), x_t, tt)
+                se += float(((x0_hat - x0) ** 2).mean(1).sum())
+                kl += float(ld.diffusion.shdd_kl(x0, x0_hat)) * len(x0)
+            rows.append({"t": t, "abar": float(ld.diffusion.abar[t]), "mse": se / len(emb), "shdd_kl": kl / len(emb)})
+    return pd.DataFrame(rows)
+
+
 def fit(profile: Profile, settings: LocDiffSettings | None = None, out_dir=None, resume: bool = False,
         reuse: bool = True, progress: bool = True) -> tuple[LocDiff, pd.DataFrame]:
     """Train LocDiff on the profile's frozen embeddings; returns the EMA model and the training log.

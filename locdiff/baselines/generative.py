@@ -59,11 +59,11 @@ def _sampled(ctx: Context, sample_fn, emb, guidance: float, seed: int, batch: in
     return {"lat": lat, "lon": lon, "sample_lat": slat, "sample_lon": slon}
 
 
-def _tuned(ctx: Context, name: str, train_one, progress: bool) -> Fitted:
-    """Choose the learning rate (full-length runs scored at guidance 1: flow matching can diverge
-    late, so short runs would mislead) and then the guidance scale (sampling only) on val;
-    ``train_one(lr, steps) -> (sample_fn, seconds, model)``. The chosen run is reloaded, not
-    trained again."""
+def _tuned(ctx: Context, name: str, train_one, lrs: tuple[float, ...], progress: bool) -> Fitted:
+    """Choose the learning rate among ``lrs`` (full-length runs scored at guidance 1: flow matching
+    can diverge late, so short runs would mislead; a single rate is used as given) and then the
+    guidance scale (sampling only) on val; ``train_one(lr, steps) -> (sample_fn, seconds, model)``.
+    The chosen run is reloaded, not trained again."""
     s = ctx.settings
 
     def build(cand, steps):
@@ -71,8 +71,8 @@ def _tuned(ctx: Context, name: str, train_one, progress: bool) -> Fitted:
         build.sample_fn = sample_fn
         return name, lambda e: _sampled(ctx, sample_fn, e, 1.0, seed=1)
 
-    best, lr_table = tune(ctx, [{"lr": lr} for lr in s.gen_lr], build, progress, steps=s.gen_steps) \
-        if len(s.gen_lr) > 1 else ({"lr": s.gen_lr[0]}, pd.DataFrame())
+    best, lr_table = tune(ctx, [{"lr": lr} for lr in lrs], build, progress, steps=s.gen_steps) \
+        if len(lrs) > 1 else ({"lr": lrs[0]}, pd.DataFrame())
     build(best, s.gen_steps)
     sample_fn, seconds, model = build.sample_fn, build.seconds, build.model
     scored = {}                     # guidance 1 was scored with the same samples (seed 1) by the lr search
@@ -125,7 +125,7 @@ def fit_raw_diffusion(ctx: Context, progress: bool = True) -> Fitted:
 
         return sample_fn, seconds, model
 
-    return _tuned(ctx, "Raw diffusion", train_one, progress)
+    return _tuned(ctx, "Raw diffusion", train_one, ctx.settings.raw_diffusion_lr, progress)
 
 
 # ----------------------------------------------------------------------------- flow matching
@@ -213,7 +213,7 @@ def fit_flow_matching(ctx: Context, progress: bool = True) -> Fitted:
 
         return sample_fn, seconds, model
 
-    return _tuned(ctx, "Flow matching", train_one, progress)
+    return _tuned(ctx, "Flow matching", train_one, ctx.settings.flow_matching_lr, progress)
 
 
 __all__ = ["fit_raw_diffusion", "fit_flow_matching", "geodesic", "exp_map", "tangent", "uniform_sphere", "network",

@@ -1,0 +1,71 @@
+"""experiment.denoising_errors against closed forms: a network that knows x0 has zero error, one
+that predicts zeros has MSE 1 (the latent's entries have unit mean square) at every t."""
+import numpy as np
+import pytest
+import torch
+
+from locdiff import experiment
+from locdiff.diffusion import Diffusion, DiffusionConfig
+from locdiff.profiles import LocDiffSettings
+
+L = 6
+
+
+class Lookup(torch.nn.Module):
+    """x0-prediction 'network' that returns row argmax(emb) of a table, whatever x_t and t are."""
+
+    def __init__(self, table: torch.Tensor):
+        super().__init__()
+        self.table = torch.nn.Parameter(table.clone(), requires_grad=False)
+
+    def forward(self, x_t, t, emb, drop_cond=None):
+        return self.table[emb.argmax(1)]
+
+
+def _points(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    lat = np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
+    lon = rng.uniform(-180, 180, n)
+    return lat, lon
+
+
+def _locdiff(table):
+    return experiment.LocDiff(Lookup(table), Diffusion(DiffusionConfig(T=1000), L), LocDiffSettings(L=L))
+
+
+def test_perfect_denoiser_has_zero_error_at_every_t():
+    lat, lon = _points()
+    x0 = Diffusion.to_latent(lat, lon, L)
+    ld = _locdiff(x0)
+    out = experiment.denoising_errors(ld, np.eye(len(lat), dtype=np.float32), lat, lon, timesteps=(0, 500, 999))
+    assert list(out.t) == [0, 500, 999]
+    np.testing.assert_allclose(out.mse, 0.0, atol=1e-10)
+    np.testing.assert_allclose(out.shdd_kl, 0.0, atol=1e-5)
+    # ᾱ_t of the cosine schedule (Nichol & Dhariwal 2021), s = 0.008, recomputed here
+    f = lambda t: np.cos((t / 1000 + 0.008) / 1.008 * np.pi / 2) ** 2
+    np.testing.assert_allclose(out.abar, [f(t + 1) / f(0) for t in (0, 500, 999)], rtol=1e-3, atol=1e-6)
+
+
+def test_zero_denoiser_has_unit_mse_and_a_uniform_density():
+    lat, lon = _points(seed=1)
+    ld = _locdiff(torch.zeros(len(lat), (L + 1) ** 2))
+    out = experiment.denoising_errors(ld, np.eye(len(lat), dtype=np.float32), lat, lon, timesteps=(10, 900))
+    np.testing.assert_allclose(out.mse, 1.0, rtol=1e-5)         # mean square of the latent: 1 for every point
+    assert (out.shdd_kl > 0.1).all()                            # a peaked density against the uniform one
+    np.testing.assert_allclose(out.shdd_kl.iloc[0], out.shdd_kl.iloc[1], rtol=1e-6)   # independent of t
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"timesteps": (0, 1000)}, ["timesteps", "[0, 999]"]),
+    ({"timesteps": (-1,)}, ["timesteps", "[0, 999]"]),
+    ({"timesteps": ()}, ["timesteps"]),
+    ({"lat": np.full(40, 95.0)}, ["lat", "[-90, 90]"]),
+    ({"emb": np.eye(39, dtype=np.float32)}, ["emb", "B = len(lat) = 40"]),
+])
+def test_denoising_errors_bad_inputs(kwargs, words):
+    lat, lon = _points()
+    ld = _locdiff(Diffusion.to_latent(lat, lon, L))
+    args = {"emb": np.eye(40, dtype=np.float32), "lat": lat, "lon": lon, **kwargs}
+    with pytest.raises(ValueError) as err:
+        experiment.denoising_errors(ld, **args)
+    assert all(w in str(err.value) for w in words), str(err.value)
