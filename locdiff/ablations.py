@@ -75,8 +75,7 @@ def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int
             rows.append({"group": group, "variant": variant, "base": is_base, **r})
 
     for group, variant, changes in tqdm(trained_variants(profile), desc="ablation variants", disable=not progress):
-        key = tuple(sorted(changes.items()))
-        slug = "-".join(f"{k}{v}" for k, v in key)
+        slug = "-".join(f"{k}{v}" for k, v in sorted(changes.items()))
         is_base = _is_base(profile, changes)
         if is_base and "base" in models:
             ld, seconds = models["base"]

@@ -78,3 +78,36 @@ def test_results_are_reused_only_for_the_same_settings(tmp_path, monkeypatch):
     (out / "ablations.json").unlink()
     with pytest.raises(Recomputed):
         ablations.run(P)                                                  # no key: recomputed
+
+
+def test_run_writes_the_settings_key_it_is_reused_with(tmp_path, monkeypatch):
+    """The ablations.json that run() writes holds the profile's settings key (not a variant's), so
+    the next run with the same settings reuses the CSV. Training and data are replaced by an
+    untrained smoke-sized LocDiff on random embeddings: only the bookkeeping is under test."""
+    import json
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pandas as pd
+
+    from locdiff import datasets
+
+    monkeypatch.setenv("LOCDIFF_ROOT", str(tmp_path))
+    P = profiles.get("smoke")
+    n, rng = 20, np.random.default_rng(0)
+    emb = rng.standard_normal((n, P.encoder.embed_dim)).astype(np.float32)
+    lat, lon = rng.uniform(-60, 60, n), rng.uniform(-180, 180, n)
+    monkeypatch.setattr(datasets, "embeddings", lambda *a, **k: {"embeddings": {"test_iid": emb}})
+    split = type("Split", (SimpleNamespace,), {"__len__": lambda self: len(self.lat)})
+    monkeypatch.setattr(datasets, "load", lambda *a, **k: {"test_iid": split(lat=lat, lon=lon)})
+    monkeypatch.setattr(experiment, "fit", lambda profile, settings=None, **k: (
+        experiment.build(settings or profile.locdiff, P.encoder.embed_dim), pd.DataFrame({"time_s": [1.0]})))
+    df = ablations.run(P, n_boot=20, progress=False)
+    written = json.loads((tmp_path / "data" / "results" / "smoke" / "ablations.json").read_text())
+    assert written["key"] == datasets.settings_key(P, n_boot=20)
+
+    def refuse(*a, **k):
+        raise AssertionError("recomputed although the settings did not change")
+    monkeypatch.setattr(datasets, "embeddings", refuse)
+    again = ablations.run(P, n_boot=20, progress=False)
+    assert len(again) == len(df)
