@@ -1,7 +1,7 @@
 """Profiles: one setting, ``profile``, chooses the scale of every notebook and script.
 
 ``smoke`` checks that everything runs (the whole suite in minutes, numbers not meaningful);
-``cpu`` is the default, sized for a 2-core laptop (aimed at an hour for the whole suite; 76 min measured; numbers
+``cpu`` is the default, sized for a 2-core laptop (the whole suite within an hour: 43 min measured cold; numbers
 meaningful enough to compare methods); ``gpu`` is paper scale, for an accelerator.
 
 Notebooks take a papermill parameter ``profile`` (default ``None``) and call ``get(profile)``,
@@ -122,8 +122,9 @@ class BaselineSettings:
     gen_dropout: float = 0.1
     # learning rates per method; several candidates are tuned on val with full-length runs (flow
     # matching can diverge late). The cpu values are the winners of that search over (1e-3, 3e-4),
-    # run on val on 2026-11-29 and kept in data/results/cpu/gen_lr_search.csv: fixing them saves
-    # the cpu suite two 4000-step runs (9 min). The gpu profile searches again.
+    # run on val on 2026-11-29 (per-tensor AdamW, before the fused kernel) and kept in
+    # data/results/cpu/gen_lr_search.csv; fixing them saves the cpu suite two 4000-step runs.
+    # The gpu profile searches again.
     raw_diffusion_lr: tuple[float, ...] = (1e-3,)
     flow_matching_lr: tuple[float, ...] = (3e-4,)
     guidance: tuple[float, ...] = (1.0, 2.0)        # tuned on val at sampling time (no retraining)
