@@ -21,6 +21,7 @@ import torch
 from locdiff.io import atomic_write
 from locdiff import experiment, geo, profiles
 from locdiff.diffusion import Diffusion
+from locdiff.train import TrainConfig, make_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "results" / "bench_locdiff.csv"
@@ -54,8 +55,8 @@ def main():
     lat, lon = geo.uniform_points(s.batch_size, seed=0)
     x0 = Diffusion.to_latent(lat, lon, s.L)
     emb = torch.nn.functional.normalize(torch.randn(s.batch_size, E), dim=-1)
-    opt = torch.optim.AdamW(ld.model.parameters(), lr=1e-4)
-    opt2 = torch.optim.AdamW(mlp.parameters(), lr=1e-4)
+    opt = make_optimizer(ld.model, TrainConfig(lr=1e-4))       # the training loop's optimizer (fused AdamW)
+    opt2 = make_optimizer(mlp, TrainConfig(lr=1e-4))
     gen = torch.Generator().manual_seed(0)
     ld.model.train()
 

@@ -83,7 +83,7 @@ from locdiff.baselines import common, generative
 from locdiff.diffusion import DDIMSampler, Diffusion, predict as diffusion_predict
 from locdiff.io import atomic_write
 from locdiff.profiles import Profile
-from locdiff.train import EMA, TrainConfig
+from locdiff.train import EMA, TrainConfig, make_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 CSV_NAME = "bench_scale.csv"
@@ -190,7 +190,7 @@ def build_runner(method: str, widths: tuple[int, ...], sz: Sizes, device: torch.
             return common.vote(slat, slon, ld.L)
 
     tc = TrainConfig()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=tc.weight_decay)
+    opt = make_optimizer(model, replace(tc, lr=lr))      # the training loop's optimizer (fused AdamW)
     ema = EMA(model, ld.ema_decay)
     loss_gen, idx_gen, sample_seed = torch.Generator().manual_seed(seed + 1), torch.Generator().manual_seed(seed + 2), seed + 3
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else nullcontext

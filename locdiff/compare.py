@@ -122,6 +122,27 @@ def run(profile: Profile, methods=METHODS, splits=None, n_boot: int = 1000, reus
     return df, preds
 
 
+def lr_search(profile: Profile, candidates=(1e-3, 3e-4), progress: bool = True) -> pd.DataFrame:
+    """The generative baselines' learning-rate search on val: raw diffusion and flow matching each
+    trained at every rate in ``candidates`` for the profile's full ``gen_steps`` (finished runs are
+    reused) and scored at guidance 1. Writes ``data/results/<profile>/gen_lr_search.csv`` (method,
+    lr, steps, val_geoscore, val_median_km, chosen); a profile that fixes one rate per method
+    (``raw_diffusion_lr`` / ``flow_matching_lr``) should name this file's winners."""
+    from dataclasses import replace
+
+    rates = tuple(float(c) for c in candidates)
+    if len(rates) < 2 or any(not (0 < r < 1) for r in rates):
+        raise ValueError(f"candidates must be two or more learning rates in (0, 1); got {tuple(candidates)}")
+    searched = replace(profile, baselines=replace(profile.baselines, raw_diffusion_lr=rates, flow_matching_lr=rates))
+    fitted = fit_all(searched, methods=("Raw diffusion", "Flow matching"), progress=progress)
+    rows = pd.concat([f.tuning.assign(method=name) for name, f in fitted.items()], ignore_index=True)
+    out = rows[rows["guidance"].isna()][["method", "lr", "steps", "val_geoscore", "val_median_km", "chosen"]]
+    out = out.astype({"steps": int}).reset_index(drop=True)
+    path = evaluate.results_dir(profile.tag) / "gen_lr_search.csv"
+    atomic_write(path, lambda tmp: out.to_csv(tmp, index=False))
+    return out
+
+
 def truths(profile: Profile, splits=None) -> dict:
     """{split: (lat, lon)} of the test splits (default: all of the profile's data set)."""
     splits = tuple(datasets.test_splits(profile) if splits is None else splits)
@@ -129,4 +150,4 @@ def truths(profile: Profile, splits=None) -> dict:
     return {s: (data[s].lat, data[s].lon) for s in splits}
 
 
-__all__ = ["METHODS", "GENERATIVE", "fit_all", "fit_locdiff", "run", "truths"]
+__all__ = ["METHODS", "GENERATIVE", "fit_all", "fit_locdiff", "lr_search", "run", "truths"]

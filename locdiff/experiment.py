@@ -102,11 +102,16 @@ def denoising_errors(ld: LocDiff, emb, lat, lon, timesteps=DENOISING_TIMESTEPS, 
     emb [B, E], lat / lon [B] in degrees; returns one row per t (columns t, abar, mse, shdd_kl).
     """
     T = ld.diffusion.config.T
-    ts = [int(t) for t in np.atleast_1d(np.asarray(timesteps))]
-    if not ts or any(t < 0 or t >= T for t in ts):
-        raise ValueError(f"timesteps must be integers in [0, {T - 1}] (T = {T}); got {list(np.atleast_1d(timesteps))}")
+    given = list(np.atleast_1d(np.asarray(timesteps, dtype=object)))
+    if not given or not all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) and 0 <= t < T
+                            for t in given):
+        raise ValueError(f"timesteps must be integers in [0, {T - 1}] (T = {T}); got {given}")
+    ts = [int(t) for t in given]
     lat, lon = geo.validate_latlon(lat, lon)
-    emb = torch.as_tensor(np.asarray(emb, dtype=np.float32))
+    lat, lon = np.atleast_1d(lat), np.atleast_1d(lon)
+    if lat.ndim != 1 or lat.shape != lon.shape:
+        raise ValueError(f"lat and lon must be 1-D arrays of the same length; got shapes {lat.shape}, {lon.shape}")
+    emb = (emb if torch.is_tensor(emb) else torch.as_tensor(np.asarray(emb, dtype=np.float32))).detach().float()
     if emb.ndim != 2 or len(emb) != len(lat):
         raise ValueError(f"emb must be [B, E] with B = len(lat) = {len(lat)}; got {tuple(emb.shape)}")
     dev = next(ld.model.parameters()).device

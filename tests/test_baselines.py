@@ -178,3 +178,28 @@ def test_hybrid_rerank_picks_the_candidate_with_the_highest_field():
     np.testing.assert_array_equal(lat, [40.0, 2.0])
     lat1, _ = hybrid.rerank(coeffs, cand_lat, cand_lon, 1)                 # K = 1: retrieval's choice
     np.testing.assert_array_equal(lat1, [10.0, 0.0])
+
+
+def test_generative_learning_rates_per_method_and_the_search(toy, monkeypatch, one_torch_thread):
+    """Raw diffusion trains at its own ``raw_diffusion_lr`` candidates and flow matching at
+    ``flow_matching_lr``; with two or more candidates each is trained, scored on val, and the
+    winner (one row marked chosen) is reloaded rather than trained again."""
+    short = replace(toy.profile, baselines=replace(toy.settings, gen_steps=40, raw_diffusion_lr=(1e-3, 2e-3),
+                                                   flow_matching_lr=(5e-4,)))
+    ctx = replace(toy, profile=short)
+    seen = []
+    real = generative.fit_model
+
+    def recording(ctx_, name, *args):
+        seen.append((name, args[-1]))                 # run name, lr
+        return real(ctx_, name, *args)
+    monkeypatch.setattr(generative, "fit_model", recording)
+    raw = generative.fit_raw_diffusion(ctx, progress=False)
+    raw_lrs = [lr for name, lr in seen if name.startswith("raw-diffusion")]
+    assert raw_lrs[:2] == [1e-3, 2e-3] and len(raw_lrs) == 3 and raw_lrs[2] in (1e-3, 2e-3)
+    searched = raw.tuning[raw.tuning["guidance"].isna()]
+    assert sorted(searched.lr) == [1e-3, 2e-3] and searched.chosen.sum() == 1
+    assert float(searched.lr[searched.chosen].iloc[0]) == raw_lrs[2]
+    seen.clear()
+    flow = generative.fit_flow_matching(ctx, progress=False)
+    assert [lr for _, lr in seen] == [5e-4] and "lr" in flow.tuning and set(flow.tuning.lr) == {5e-4}

@@ -33,11 +33,14 @@ def _locdiff(table):
     return experiment.LocDiff(Lookup(table), Diffusion(DiffusionConfig(T=1000), L), LocDiffSettings(L=L))
 
 
-def test_perfect_denoiser_has_zero_error_at_every_t():
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_perfect_denoiser_has_zero_error_at_every_t(as_tensor):
     lat, lon = _points()
     x0 = Diffusion.to_latent(lat, lon, L)
     ld = _locdiff(x0)
-    out = experiment.denoising_errors(ld, np.eye(len(lat), dtype=np.float32), lat, lon, timesteps=(0, 500, 999))
+    emb = np.eye(len(lat), dtype=np.float32)
+    emb = torch.from_numpy(emb) if as_tensor else emb
+    out = experiment.denoising_errors(ld, emb, lat, lon, timesteps=np.array([0, 500, 999]))
     assert list(out.t) == [0, 500, 999]
     np.testing.assert_allclose(out.mse, 0.0, atol=1e-10)
     np.testing.assert_allclose(out.shdd_kl, 0.0, atol=1e-5)
@@ -59,6 +62,9 @@ def test_zero_denoiser_has_unit_mse_and_a_uniform_density():
     ({"timesteps": (0, 1000)}, ["timesteps", "[0, 999]"]),
     ({"timesteps": (-1,)}, ["timesteps", "[0, 999]"]),
     ({"timesteps": ()}, ["timesteps"]),
+    ({"timesteps": (2.7,)}, ["timesteps", "integers"]),
+    ({"lat": np.zeros((8, 5)), "lon": np.zeros((8, 5))}, ["lat", "1-D"]),
+    ({"lat": 10.0, "lon": 0.0}, ["emb", "B = len(lat) = 1"]),
     ({"lat": np.full(40, 95.0)}, ["lat", "[-90, 90]"]),
     ({"emb": np.eye(39, dtype=np.float32)}, ["emb", "B = len(lat) = 40"]),
 ])

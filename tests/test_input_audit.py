@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))          # for `python tests/test_input_audit.py`
 from test_pipeline import _cli, _tiles, tiny  # noqa: E402,F401  (tiny is a fixture used below)
 
-from locdiff import datasets, diffusion, evaluate, experiment, geo, model, pipeline, profiles, shdd  # noqa: E402
+from locdiff import compare, datasets, diffusion, evaluate, experiment, geo, model, pipeline, profiles, shdd  # noqa: E402
 from locdiff.train import TrainConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -407,6 +407,10 @@ AUDIT: list[Row] = [
         lambda: pipe().localizability(tile(), radius_km=-750.0), allowed="positive finite"),
     Row("pipeline.load_images", "images", "one or more images: paths, PIL, numpy or tensors",
         lambda: pipeline.load_images(np.zeros((32, 32, 4), np.uint8), 32), allowed="RGB", named="image 0"),
+    Row("compare.lr_search", "candidates", "two or more learning rates in (0, 1)",
+        lambda: compare.lr_search(profiles.get("smoke"), candidates=(1e-3,)), allowed="(0, 1)"),
+    Row("compare.lr_search", "candidates", "two or more learning rates in (0, 1)",
+        lambda: compare.lr_search(profiles.get("smoke"), candidates=(1e-3, 1.5)), allowed="(0, 1)"),
     Row("experiment.denoising_errors", "timesteps", "integers in [0, T - 1]",
         lambda: experiment.denoising_errors(pipe().locdiff, np.zeros((1, 256), np.float32), [0.0], [0.0],
                                             timesteps=(0, 1000)), allowed="[0, 999]"),
