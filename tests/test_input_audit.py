@@ -408,7 +408,7 @@ AUDIT: list[Row] = [
     Row("pipeline.load_images", "images", "one or more images: paths, PIL, numpy or tensors",
         lambda: pipeline.load_images(np.zeros((32, 32, 4), np.uint8), 32), allowed="RGB", named="image 0"),
     Row("compare.lr_search", "candidates", "two or more learning rates in (0, 1)",
-        lambda: compare.lr_search(profiles.get("smoke"), candidates=(1e-3,)), allowed="(0, 1)"),
+        lambda: compare.lr_search(profiles.get("smoke"), candidates=(1e-3,)), allowed="two or more"),
     Row("compare.lr_search", "candidates", "two or more learning rates in (0, 1)",
         lambda: compare.lr_search(profiles.get("smoke"), candidates=(1e-3, 1.5)), allowed="(0, 1)"),
     Row("experiment.denoising_errors", "timesteps", "integers in [0, T - 1]",
