@@ -1,7 +1,7 @@
 """Profiles: one setting, ``profile``, chooses the scale of every notebook and script.
 
 ``smoke`` checks that everything runs (the whole suite in minutes, numbers not meaningful);
-``cpu`` is the default, sized for a 2-core laptop (the whole suite within an hour: 43 min measured cold; numbers
+``cpu`` is the default, sized for a 2-core laptop (the whole suite within an hour: 46 min measured cold; numbers
 meaningful enough to compare methods); ``gpu`` is paper scale, for an accelerator.
 
 Notebooks take a papermill parameter ``profile`` (default ``None``) and call ``get(profile)``,
