@@ -20,6 +20,11 @@ from .profiles import LocDiffSettings, Profile
 from .train import TrainConfig, fit_or_load, json_safe, load_weights, process_state, read_checkpoint_config  # noqa: F401 (json_safe re-exported)
 
 
+def _as_tensor(emb) -> torch.Tensor:
+    """Embeddings as a float32 tensor: numpy / lists converted, tensors kept on their device."""
+    return (emb if torch.is_tensor(emb) else torch.as_tensor(np.asarray(emb, dtype=np.float32))).float()
+
+
 @dataclass
 class LocDiff:
     """A trained (or freshly built) LocDiff: the CS-UNet, its diffusion and its settings."""
@@ -34,7 +39,7 @@ class LocDiff:
         """Latent samples [B, n, D] for embeddings [B, E] (numpy or torch)."""
         s = self.settings
         n = s.samples if n is None else n
-        emb = (emb if torch.is_tensor(emb) else torch.as_tensor(np.asarray(emb, dtype=np.float32))).float()
+        emb = _as_tensor(emb)
         if emb.ndim != 2 or emb.shape[1] != self.model.config.embed_dim:
             raise ValueError(f"emb must have shape [B, {self.model.config.embed_dim}] (the model's embedding size); "
                              f"got {tuple(emb.shape)}")
@@ -111,11 +116,11 @@ def denoising_errors(ld: LocDiff, emb, lat, lon, timesteps=DENOISING_TIMESTEPS, 
     lat, lon = np.atleast_1d(lat), np.atleast_1d(lon)
     if lat.ndim != 1 or lat.shape != lon.shape:
         raise ValueError(f"lat and lon must be 1-D arrays of the same length; got shapes {lat.shape}, {lon.shape}")
-    emb = (emb if torch.is_tensor(emb) else torch.as_tensor(np.asarray(emb, dtype=np.float32))).detach().float()
+    emb = _as_tensor(emb).detach()
     if emb.ndim != 2 or len(emb) != len(lat):
         raise ValueError(f"emb must be [B, E] with B = len(lat) = {len(lat)}; got {tuple(emb.shape)}")
     dev = next(ld.model.parameters()).device
-    x0_all = Diffusion.to_latent(lat, lon, ld.settings.L)
+    x0_all, emb = Diffusion.to_latent(lat, lon, ld.settings.L).to(dev), emb.to(dev)   # moved once, reused per t
     gen = torch.Generator().manual_seed(seed)
     ld.model.eval()
     rows = []
@@ -123,10 +128,10 @@ def denoising_errors(ld: LocDiff, emb, lat, lon, timesteps=DENOISING_TIMESTEPS, 
         for t in ts:
             se = kl = 0.0
             for i in range(0, len(emb), batch):
-                x0 = x0_all[i:i + batch].to(dev)
+                x0 = x0_all[i:i + batch]
                 tt = torch.full((len(x0),), t, dtype=torch.long, device=dev)
                 x_t = ld.diffusion.q_sample(x0, tt, torch.randn(x0.shape, generator=gen).to(dev))
-                x0_hat, _ = ld.diffusion.split(ld.model(x_t, tt, emb[i:i + batch].to(dev)).float(), x_t, tt)
+                x0_hat, _ = ld.diffusion.split(ld.model(x_t, tt, emb[i:i + batch]).float(), x_t, tt)
                 se += float(((x0_hat - x0) ** 2).mean(1).sum())
                 kl += float(ld.diffusion.shdd_kl(x0, x0_hat)) * len(x0)
             rows.append({"t": t, "abar": float(ld.diffusion.abar[t]), "mse": se / len(emb), "shdd_kl": kl / len(emb)})
