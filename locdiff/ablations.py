@@ -82,7 +82,7 @@ def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int
         else:
             out = experiment.checkpoint_dir(profile, "ablations/base" if is_base else f"ablations/{slug}")
             ld, log = experiment.fit(profile, _settings(profile, {} if is_base else changes), out_dir=out,
-                                     progress=progress)
+                                     overwrite=True, progress=progress)       # a cache of the notebook's
             seconds = float(log["time_s"].iloc[-1]) if "time_s" in log else float("nan")
             if is_base:
                 models["base"] = (ld, seconds)

@@ -2,11 +2,14 @@
 
     locdiff predict IMAGE... [--top-k K] [--samples N] [--weights DIR] [--map out.png] [--json]
     locdiff tile LAT LON [--out tile.png] [--size S] [--footprint-km KM]
-    locdiff train --profile P [--dataset SPEC.json] [--out DIR] [--resume]
+    locdiff train --profile P [--dataset SPEC.json] [--out DIR] [--resume | --overwrite]
     locdiff evaluate --checkpoint DIR --split S [--profile P] [--dataset SPEC.json]
 
-Errors go to stderr with exit code 2 (bad input) or 1 (anything else unexpected); an interrupted
-``train`` (SIGINT/SIGTERM) writes a checkpoint and exits with 128 + the signal number. Also runs as
+Errors go to stderr with exit code 2 (bad input, or a state the user can fix: a run folder that
+already holds a run or is in use by another process, a full disk) or 1 (anything else
+unexpected); an interrupted ``train`` (SIGINT/SIGTERM) writes a checkpoint and exits with 128 + the
+signal number. ``train`` never replaces an existing run unless told to (``--resume`` continues it,
+``--overwrite`` replaces it). Also runs as
 ``python -m locdiff`` and, data parallel, ``accelerate launch --multi_gpu --num_processes N -m locdiff train``.
 """
 from __future__ import annotations
@@ -43,9 +46,35 @@ def _float(name):
     return parse
 
 
+def _out_file(text: str, flag: str) -> Path:
+    """An output file argument: a non-empty path that is not a folder and whose parent is not a file."""
+    if text.strip() == "":
+        raise UserError(f"{flag} must be a file path; got {text!r}")
+    path = Path(text)
+    if path.is_dir() or text.endswith(("/", "\\")):
+        raise UserError(f"{flag} {text} is a folder; {flag} must be a file path")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"{flag} {text}: {parent} is a file, not a folder")
+    return path
+
+
+def _flags(message: str, names: dict) -> str:
+    """A Python-API message with its argument names replaced by the command line's flags."""
+    import re
+
+    for name, flag in names.items():
+        message = re.sub(rf"(?<![\w-]){re.escape(name)} must", f"{flag} must", message)
+    return message
+
+
 def cmd_predict(args) -> int:
     from .pipeline import LocDiffPipeline, PretrainedError
 
+    if args.map is not None:
+        args.map = _out_file(args.map, "--map")
+    if args.weights is not None and args.weights.strip() == "":
+        raise UserError(f"--weights must be a folder of pretrained weights; got {args.weights!r}")
     try:
         pipe = LocDiffPipeline.from_pretrained(args.weights)
     except PretrainedError as e:
@@ -55,7 +84,7 @@ def cmd_predict(args) -> int:
         try:
             table = pipe.predict(args.images, top_k=args.top_k, n=args.samples, seed=args.seed, progress=False)
         except (FileNotFoundError, ValueError) as e:
-            raise UserError(str(e)) from None
+            raise UserError(_flags(str(e), {"top_k": "--top-k", "seed": "--seed", "n": "--samples"})) from None
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     table.insert(1, "file", [str(args.images[i]) for i in table["image"]])
@@ -93,12 +122,28 @@ def _write_map(pipe, args, table) -> None:
                       label=f"top-{len(top)} modes")
     ax.legend(loc="lower left", fontsize=8)
     ax.set_title(f"LocDiff: {Path(str(image)).name}")
-    out = Path(args.map)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp" + out.suffix)
-    fig.savefig(tmp)
-    tmp.replace(out)
-    print(f"wrote {out}", file=sys.stderr)
+    _save(args.map, lambda tmp: fig.savefig(tmp, format=_image_format(args.map)))
+    print(f"wrote {args.map}", file=sys.stderr)
+
+
+def _image_format(path: Path) -> str:
+    """The file format of an output image, from its suffix (PNG when it has none or an unknown one)."""
+    fmt = path.suffix.lower().lstrip(".")
+    return {"jpg": "jpeg", "tif": "tiff"}.get(fmt, fmt) if fmt in ("png", "pdf", "svg", "jpg", "jpeg", "tif",
+                                                                      "tiff", "eps", "webp") else "png"
+
+
+def _save(path: Path, write) -> None:
+    """Write an output file atomically (``io.atomic_write``); a failure is a UserError naming it."""
+    from .io import DiskFullError, atomic_write
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, write)
+    except DiskFullError as e:
+        raise UserError(str(e)) from None
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def cmd_tile(args) -> int:
@@ -116,39 +161,54 @@ def cmd_tile(args) -> int:
         renderer = TileRenderer(args.size, args.footprint_km)
     except ValueError as e:
         raise UserError(str(e).replace("footprint_km", "--footprint-km").replace("size must", "--size must")) from None
+    out = _out_file(args.out, "--out")
     tile = renderer.render(lat, lon)[0]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    Image.fromarray(tile.permute(1, 2, 0).numpy()).save(tmp, format="PNG")
-    tmp.replace(out)
+    _save(out, lambda tmp: Image.fromarray(tile.permute(1, 2, 0).numpy()).save(tmp, format="PNG"))
     print(f"wrote {out} ({args.size}x{args.size} px, {args.footprint_km:g} km across, centred on "
           f"{float(lat[0]):.4f}, {float(lon[0]):.4f})", file=sys.stderr)
     return 0
 
 
+def _out_folder(text: str | None, flag: str = "--out") -> Path | None:
+    """A folder argument: None when not given; an empty or blank path, or an existing file, is refused."""
+    if text is None:
+        return None
+    if text.strip() == "":
+        raise UserError(f"{flag} must be a folder path; got {text!r} (leave {flag} out for the default folder)")
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {text} is a file; {flag} must be a folder")
+    return path
+
+
 def cmd_train(args) -> int:
     from . import experiment, profiles
+    from .io import DiskFullError, FolderBusyError
+    from .train import CheckpointError, RunExistsError, TrainingInterrupted, process_state, recover_checkpoint
 
     try:
         P = profiles.get(args.profile, dataset=args.dataset)
     except ValueError as e:
         raise UserError(str(e)) from None
-    out = Path(args.out) if args.out else None
-    if args.resume and not ((out or experiment.checkpoint_dir(P)) / "checkpoint").exists():
-        raise UserError(f"--resume: no checkpoint in {(out or experiment.checkpoint_dir(P))}")
-    from .train import CheckpointError, TrainingInterrupted, process_state
-
+    out = _out_folder(args.out)
+    folder = out or experiment.checkpoint_dir(P)
+    if args.resume:
+        recover_checkpoint(folder / "checkpoint")
+        if not (folder / "checkpoint").exists():
+            raise UserError(f"--resume: no checkpoint in {folder}")
     try:
-        ld, log = experiment.fit(P, out_dir=out, resume=args.resume)
-    except CheckpointError as e:
+        ld, log = experiment.fit(P, out_dir=folder, resume=args.resume, overwrite=args.overwrite)
+    except RunExistsError as e:
+        raise UserError(str(e).replace("resume=True (--resume)", "--resume")
+                        .replace("overwrite=True (--overwrite)", "--overwrite")) from None
+    except (CheckpointError, FolderBusyError, DiskFullError) as e:
         raise UserError(str(e)) from None
     except TrainingInterrupted as e:
         if process_state().is_main_process:
             print(f"locdiff train: interrupted by {e}", file=sys.stderr)
         return 128 + e.signum
     if process_state().is_main_process:
-        print(f"trained LocDiff ({P.name}): {len(log)} log rows, checkpoint in {out or experiment.checkpoint_dir(P)}")
+        print(f"trained LocDiff ({P.name}): {len(log)} log rows, checkpoint in {folder}")
     return 0
 
 
@@ -161,7 +221,11 @@ def cmd_evaluate(args) -> int:
         if args.split not in datasets.split_names(P):
             raise ValueError(f"--split must be one of {', '.join(datasets.split_names(P))}; got {args.split!r}")
         path = Path(args.checkpoint)
-        read_checkpoint_config(path / "checkpoint" if (path / "checkpoint").exists() else path)
+        if args.checkpoint.strip() == "":
+            raise ValueError(f"--checkpoint must be a run or checkpoint folder; got {args.checkpoint!r}")
+        saved = read_checkpoint_config(experiment.checkpoint_folder(path))
+        # before building any data: a checkpoint of another profile would give numbers of a mismatched model
+        experiment.check_profile(saved["model"], P, what=f"--checkpoint {path}")
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
     emb = datasets.embeddings(P)["embeddings"]
@@ -206,8 +270,11 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--profile", required=True, help="smoke, cpu or gpu")
     tr.add_argument("--out", default=None, help="run folder (default checkpoints/<profile>[-<dataset>]/locdiff)")
     tr.add_argument("--dataset", default=None, help="a real data set's JSON spec (default: the embedded benchmark)")
-    tr.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint (after an "
-                    "interrupt: SIGINT/SIGTERM write a checkpoint and exit with status 128 + the signal number)")
+    how = tr.add_mutually_exclusive_group()
+    how.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint (after an "
+                     "interrupt: SIGINT/SIGTERM write a checkpoint and exit with status 128 + the signal number)")
+    how.add_argument("--overwrite", action="store_true", help="replace the run already in the run folder (its "
+                     "checkpoint and log; other files there are kept). Without it, an existing run is refused")
     tr.set_defaults(func=cmd_train)
     ev = sub.add_parser("evaluate", help="evaluate a checkpoint on a split", description="Accuracy of a trained "
                         "LocDiff checkpoint on one split of the embedded benchmark.")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,9 @@ from . import datasets, geo
 from .diffusion import DDIMSampler, DDPMSampler, Diffusion, DiffusionConfig, predict
 from .model import CSUNet, CSUNetConfig, PlainMLP
 from .profiles import LocDiffSettings, Profile
-from .train import TrainConfig, fit_or_load, json_safe, load_weights, process_state, read_checkpoint_config  # noqa: F401 (json_safe re-exported)
+from .io import FolderLock
+from .train import (TrainConfig, is_main_rank, check_run_folder, fit_or_load, json_safe,  # noqa: F401 (json_safe re-exported)
+                    load_weights, process_state, read_checkpoint_config)
 
 
 def _as_tensor(emb) -> torch.Tensor:
@@ -67,13 +70,27 @@ class LocDiff:
                 "sample_lat": slat.numpy(), "sample_lon": slon.numpy()}
 
 
-def build(settings: LocDiffSettings, embed_dim: int, seed: int = 0) -> LocDiff:
-    """A freshly initialized LocDiff (seeded)."""
-    torch.manual_seed(seed)
+def _configs(settings: LocDiffSettings, embed_dim: int) -> tuple[CSUNetConfig, DiffusionConfig]:
+    """The network's and the diffusion's configs for these settings (each validates its fields)."""
     cfg = CSUNetConfig(L=settings.L, embed_dim=embed_dim, widths=tuple(settings.widths), cond_dim=settings.cond_dim,
                        w0=settings.w0, dropout=settings.dropout)
     dcfg = DiffusionConfig(T=settings.T, schedule=settings.schedule, prediction=settings.prediction,
                            loss=settings.loss, kl_weight=settings.kl_weight, p_uncond=settings.p_uncond)
+    return cfg, dcfg
+
+
+def run_config(profile: Profile, settings: LocDiffSettings, embed_dim: int) -> dict:
+    """What a LocDiff checkpoint records as its model config: network, diffusion, the training
+    settings, the data and the encoder; a run is reused or resumed only when this matches."""
+    cfg, dcfg = _configs(settings, embed_dim)
+    return json_safe({"csunet": asdict(cfg), "diffusion": asdict(dcfg), "settings": training_settings(settings),
+                      **datasets.describe(profile), "encoder": asdict(profile.encoder)})
+
+
+def build(settings: LocDiffSettings, embed_dim: int, seed: int = 0) -> LocDiff:
+    """A freshly initialized LocDiff (seeded)."""
+    torch.manual_seed(seed)
+    cfg, dcfg = _configs(settings, embed_dim)
     if settings.arch not in ("csunet", "mlp"):
         raise ValueError(f"arch must be 'csunet' or 'mlp'; got {settings.arch!r}")
     net = CSUNet(cfg) if settings.arch == "csunet" else PlainMLP(cfg)
@@ -139,16 +156,44 @@ def denoising_errors(ld: LocDiff, emb, lat, lon, timesteps=DENOISING_TIMESTEPS, 
 
 
 def fit(profile: Profile, settings: LocDiffSettings | None = None, out_dir=None, resume: bool = False,
-        reuse: bool = True, progress: bool = True) -> tuple[LocDiff, pd.DataFrame]:
+        reuse: bool = True, overwrite: bool | None = None, progress: bool = True) -> tuple[LocDiff, pd.DataFrame]:
     """Train LocDiff on the profile's frozen embeddings; returns the EMA model and the training log.
 
     With ``reuse`` (default), a finished checkpoint of exactly these settings in ``out_dir`` is
     loaded instead of training again; ``resume`` continues an interrupted run from its checkpoint.
+    Any other run in ``out_dir`` is refused (``train.RunExistsError``) unless ``overwrite``; its
+    default (None) overwrites only the profile's own run folder under ``checkpoints/`` (a cache the
+    notebooks retrain when settings change), never a folder the caller named.
 
     Validation every ``eval_every`` steps: point predictions for ``val_images`` val tiles
     (8 samples, 20 DDIM steps), accuracy at 750 and 2500 km and median error.
     """
     s = settings or profile.locdiff
+    if overwrite is None:
+        overwrite = out_dir is None
+    if out_dir is not None and (not isinstance(out_dir, (str, PathLike)) or str(out_dir).strip() == ""):
+        raise ValueError(f"out_dir must be a folder path or None (the profile's run folder); got {out_dir!r}")
+    out = Path(out_dir) if out_dir is not None else checkpoint_dir(profile)
+    cfg = TrainConfig(steps=s.steps, batch_size=s.batch_size, lr=s.lr, warmup=s.warmup, ema_decay=s.ema_decay,
+                      eval_every=s.eval_every, checkpoint_every=max(s.eval_every, s.steps // 4), seed=profile.seed)
+    lock = FolderLock(out) if is_main_rank() else None     # a second process training into out stops here
+    if lock is not None:
+        lock.acquire()
+    try:
+        return _fit(profile, s, out, cfg, resume, reuse, overwrite, progress)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _fit(profile: Profile, s: LocDiffSettings, out: Path, cfg: TrainConfig, resume: bool, reuse: bool,
+         overwrite: bool, progress: bool) -> tuple[LocDiff, pd.DataFrame]:
+    """The body of ``fit``, with the run folder locked."""
+    if not resume and not overwrite and datasets.real_spec(profile) is None:
+        # refuse an occupied run folder before building the benchmark and training the encoder
+        expected = run_config(profile, s, profile.encoder.embed_dim)
+        if not _finished_run(out, expected, cfg):
+            check_run_folder(out, expected, cfg)
     with process_state().main_process_first():     # under accelerate launch, one process builds the caches
         enc = datasets.embeddings(profile, progress=progress)
         data = datasets.load(profile, ["train", "val"], progress=progress)
@@ -167,14 +212,55 @@ def fit(profile: Profile, settings: LocDiffSettings | None = None, out_dir=None,
         row = evaluate(LocDiff(model, ld.diffusion, s), val_emb, val_lat, val_lon, n=8, steps=20)
         return {"acc@750km": row["acc@750km"], "acc@2500km": row["acc@2500km"], "median_km": row["median_km"]}
 
-    cfg = TrainConfig(steps=s.steps, batch_size=s.batch_size, lr=s.lr, warmup=s.warmup, ema_decay=s.ema_decay,
-                      eval_every=s.eval_every, checkpoint_every=max(s.eval_every, s.steps // 4), seed=profile.seed)
-    out = Path(out_dir) if out_dir is not None else checkpoint_dir(profile)
-    model_config = {"csunet": asdict(ld.model.config), "diffusion": asdict(ld.diffusion.config),
-                    "settings": training_settings(s), **datasets.describe(profile), "encoder": asdict(profile.encoder)}
+    model_config = run_config(profile, s, emb.shape[1])
     log = fit_or_load(ld.model, loss_fn, len(x0), cfg, out, model_config, validate=validate, resume=resume,
-                      reuse=reuse, progress=progress, desc="training LocDiff", name="LocDiff")
+                      reuse=reuse, overwrite=overwrite, progress=progress, desc="training LocDiff", name="LocDiff")
     return ld, log
+
+
+def _differences(a, b, prefix: str = "") -> list[str]:
+    """Dotted names of the fields where two JSON-like dicts differ, with both values."""
+    out = []
+    for k in sorted(set(a) | set(b)) if isinstance(a, dict) and isinstance(b, dict) else []:
+        name = f"{prefix}{k}"
+        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+            out += _differences(a[k], b[k], name + ".")
+        elif a.get(k) != b.get(k):
+            out.append(f"{name} {a.get(k)!r} (checkpoint) vs {b.get(k)!r}")
+    return out
+
+
+def check_profile(model_config: dict, profile: Profile, what: str = "the checkpoint") -> None:
+    """Refuse (ValueError) a checkpoint whose recorded data or encoder settings are not the
+    profile's: its numbers under this profile would be those of a mismatched model. The message
+    names the differing fields and the profile(s) that do match."""
+    from . import profiles
+
+    def identity(p: Profile) -> dict:
+        return json_safe({**datasets.describe(p), "encoder": asdict(p.encoder)})
+
+    recorded = {k: model_config.get(k) for k in ("data", "dataset", "encoder") if k in model_config}
+    expected = identity(profile)
+    if recorded == expected:
+        return
+    diff = _differences(recorded, expected)
+    matching = [n for n in profiles.names() if identity(profiles.get(n, dataset=None if profile.dataset ==
+                                                                       profiles.BLUEMARBLE else profile.dataset))
+                == recorded]
+    hint = (f"; it matches --profile {' or '.join(matching)}" if matching else
+            "; no built-in profile matches it")
+    shown = ", ".join(diff[:6]) + (f" and {len(diff) - 6} more" if len(diff) > 6 else "")
+    raise ValueError(f"{what} was trained on other data or another encoder than profile {profile.name!r} "
+                     f"({shown}){hint}")
+
+
+def _finished_run(out: Path, model_config: dict, config: TrainConfig) -> bool:
+    """Whether ``out`` holds a finished run of exactly this model config and number of steps."""
+    try:
+        saved = read_checkpoint_config(out / "checkpoint", verify=False)
+    except ValueError:
+        return False
+    return (out / "log.csv").exists() and saved["model"] == model_config and saved["step"] == config.steps
 
 
 SAMPLING_FIELDS = ("samples", "ddim_steps", "guidance")
@@ -185,11 +271,18 @@ def training_settings(s: LocDiffSettings) -> dict:
     return {k: v for k, v in asdict(s).items() if k not in SAMPLING_FIELDS}
 
 
+def checkpoint_folder(path) -> Path:
+    """The checkpoint folder of ``path``: ``path`` itself when it holds a checkpoint's config.json,
+    else its run folder's ``checkpoint`` (which ``read_checkpoint_config`` recovers if a save was
+    interrupted)."""
+    path = Path(path)
+    return path if (path / "config.json").exists() and not (path / "checkpoint").exists() else path / "checkpoint"
+
+
 def load(path, embed_dim: int | None = None, L: int | None = None) -> LocDiff:
     """A trained LocDiff from a checkpoint folder (EMA weights). ``embed_dim`` / ``L``, when given,
     must match the checkpoint's."""
-    path = Path(path)
-    ckpt = path / "checkpoint" if (path / "checkpoint").exists() else path
+    ckpt = checkpoint_folder(path)
     m = read_checkpoint_config(ckpt)["model"]
     if embed_dim is not None and embed_dim != m["csunet"]["embed_dim"]:
         raise ValueError(f"embed_dim {embed_dim} differs from the checkpoint's {m['csunet']['embed_dim']}")

@@ -2,21 +2,36 @@
 
 A pretrained folder holds
     config.json            {"format_version", "tile_size", "embed_dim", "encoder": {...},
-                            "locdiff": LocDiffSettings, "profile", "data": DataSettings, "seed"}
+                            "locdiff": LocDiffSettings, "profile", "data": DataSettings, "seed",
+                            "sha256", "config_sha256"} (fields and checks: ``locdiff.pretrained``)
     encoder.safetensors    the frozen tile encoder (``encoders.TileCNN``)
     model.safetensors      the CS-UNet's EMA weights
-Loading reads JSON and safetensors only: nothing is unpickled.
+Loading reads JSON and safetensors only: nothing is unpickled; every file, the config included,
+is checked against its SHA-256 and every config field is validated. Saving writes a new folder
+under a unique temporary name and never deletes what it did not write: it refuses a non-empty
+folder that is not a pretrained folder, and files a user added to a pretrained folder are kept.
 
 Images: numpy arrays ([H, W, 3] or [3, H, W], uint8 0-255 or float 0-1), torch tensors (same
 layouts), PIL images or file paths, alone or in a list. An image of another size than the
 model's tiles is resized (bilinear) with a warning; grayscale or 4-channel images are refused
 with a message, since the tile encoder was trained on RGB.
+
+In detail: integer arrays of any width (uint8, int16, uint16, int32, int64, ...) must hold values
+in [0, 255], float arrays of any width (float16 to float64, bfloat16 tensors) values in [0, 1];
+boolean, complex, object and string arrays, dimensions of size 0 and ranks other than 3 (a 4-D
+batch is the array itself, not an element of a list) are refused. PIL images (and files) of mode
+RGB, RGBX, P, CMYK, YCbCr or HSV are converted to RGB; grayscale modes (1, L, I, I;16, F), modes
+with alpha (RGBA, LA, PA, ...) and LAB are refused. Files that are truncated, that PIL cannot
+decode, folders, and images of more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (PIL's guard
+against decompression bombs) are refused; so are objects that are none of the accepted forms
+(None, dicts, numbers, bytes). Every refusal is a ValueError (FileNotFoundError for a missing
+file) naming the image's index in the list.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import re
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -31,41 +46,177 @@ from . import geo, shdd
 from .diffusion import LATENT_SCALE, _check_sampling
 from .encoders import TileCNN
 from .experiment import LocDiff, build
-from .io import sha256
-from .profiles import LocDiffSettings
-
-FORMAT_VERSION = 2          # 2: config.json carries the SHA-256 of both weight files
-FILES = ("config.json", "encoder.safetensors", "model.safetensors")
+from .io import sha256, write_folder
+from .pretrained import FILES, FORMAT_VERSION, PretrainedError, config_sha256, validate, validate_locdiff
 
 
-class PretrainedError(ValueError):
-    """A pretrained folder that cannot be used (missing, corrupt, or of another format)."""
+#: PIL modes that hold colour and convert to RGB faithfully (RGBX: RGB plus a padding byte).
+_COLOUR_MODES = ("RGB", "RGBX", "P", "CMYK", "YCbCr", "HSV")
+_GRAY_MODES = ("1", "L", "I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+_ACCEPTED = ("a numpy array or torch tensor ([H, W, 3] or [3, H, W]), a PIL image, "
+             "or the path of an image file (str or os.PathLike)")
+
+
+def _short(text, limit: int = 160) -> str:
+    """``text`` as a string of at most about ``limit`` characters (the middle elided)."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-(limit // 2):]}"
+
+
+def _pixel_limit_error(index: int, pixels: int | None, detail: str) -> ValueError:
+    from PIL import Image
+
+    count = f"{pixels} pixels, which" if pixels is not None else "more pixels than allowed, which"
+    return ValueError(f"image {index}: {detail}{count} is more than the limit of {Image.MAX_IMAGE_PIXELS} "
+                      "pixels (PIL.Image.MAX_IMAGE_PIXELS), a guard against decompression bombs; raise "
+                      "PIL.Image.MAX_IMAGE_PIXELS (or set it to None) if you trust this image")
+
+
+def _pil_to_array(im, index: int, source: str = "") -> np.ndarray:
+    """A PIL image -> uint8 [H, W, 3]: colour modes converted to RGB; grayscale, alpha, other modes and
+    images over ``PIL.Image.MAX_IMAGE_PIXELS`` refused; a decoding failure (a truncated file read
+    lazily) is a ValueError."""
+    from PIL import Image
+
+    where = f" ({source})" if source else ""
+    mode = im.mode
+    if mode in _GRAY_MODES:
+        raise ValueError(f"image {index}{where}: a grayscale PIL image (mode {mode!r}); the tile encoder needs RGB "
+                         "with 3 channels (convert it with image.convert('RGB') if a gray tile is what you mean)")
+    if mode in _ALPHA_MODES:
+        raise ValueError(f"image {index}{where}: a PIL image with an alpha channel (mode {mode!r}, 4 channels or 2); "
+                         "the tile encoder needs RGB with 3 channels (convert it with image.convert('RGB') to drop "
+                         "the alpha)")
+    if mode not in _COLOUR_MODES:
+        hint = " (PIL converts 'LAB' to RGB incorrectly; use PIL.ImageCms)" if mode == "LAB" else ""
+        raise ValueError(f"image {index}{where}: PIL image mode {mode!r} is not supported{hint}; the tile encoder "
+                         f"needs RGB with 3 channels (modes {', '.join(_COLOUR_MODES)} are converted; otherwise "
+                         "convert it to 'RGB' yourself)")
+    w, h = im.size
+    if Image.MAX_IMAGE_PIXELS is not None and w * h > Image.MAX_IMAGE_PIXELS:
+        raise _pixel_limit_error(index, w * h, f"{w}x{h} = ")
+    try:
+        return np.array(im if mode == "RGB" else im.convert("RGB"), dtype=np.uint8)
+    except MemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any decoding failure: truncated file, broken stream, closed image
+        what = "is truncated" if "truncated" in str(err) else "cannot be decoded"
+        raise ValueError(f"image {index}{where}: the image data {what} ({type(err).__name__}: {_short(err)}); "
+                         "re-save or re-download it") from None
+
+
+def _read_image_file(img, index: int) -> np.ndarray:
+    """An image file path -> uint8 [H, W, 3]; FileNotFoundError or ValueError naming the image otherwise."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(img, str) and not img.strip():
+        raise ValueError(f"image {index}: an empty string is not an image path; give {_ACCEPTED}")
+    path = Path(img)
+    shown = _short(path)
+    try:
+        is_dir, is_file = path.is_dir(), path.is_file()
+    except OSError as err:                                    # e.g. a name too long for the file system
+        raise FileNotFoundError(f"image {index}: no such file: {shown} ({err.strerror})") from None
+    if is_dir:
+        raise ValueError(f"image {index}: {shown} is a folder, not an image file; give the paths of the images in it")
+    if not is_file:
+        raise FileNotFoundError(f"image {index}: no such file: {shown}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # _pil_to_array refuses it clearly
+            im = Image.open(path)
+    except Image.DecompressionBombError as err:                # over twice the limit: PIL refuses at open
+        pixels = re.search(r"\((\d+) pixels\)", str(err))     # "Image size (N pixels) exceeds limit of ..."
+        raise _pixel_limit_error(index, int(pixels.group(1)) if pixels else None, f"{shown} holds ") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"image {index}: {shown} is not an image file PIL can read") from None
+    except MemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a header PIL recognizes but cannot parse, a file it cannot read
+        raise ValueError(f"image {index}: {shown} is not an image file PIL can read "
+                         f"({type(err).__name__}: {_short(err)})") from None
+    with im:
+        return _pil_to_array(im, index, shown)
+
+
+def _not_an_image(img, index: int) -> ValueError:
+    what = "None" if img is None else f"a {type(img).__name__}"
+    hint = " (to decode an image file's bytes, use PIL.Image.open(io.BytesIO(data)))" if isinstance(
+        img, (bytes, bytearray)) else ""
+    return ValueError(f"image {index}: {what} is not an image; give {_ACCEPTED}{hint}")
+
+
+def _as_tensor(img, index: int) -> torch.Tensor:
+    """A numpy array, array-like or torch tensor -> a CPU tensor of dtype uint8, int64, float32 or float64
+    (the values unchanged); booleans, complex numbers and other dtypes refused."""
+    def refuse(dtype) -> ValueError:
+        kind = ("boolean (a mask?)" if dtype in (np.bool_, torch.bool) else
+                "complex" if getattr(dtype, "is_complex", False) or getattr(dtype, "kind", "") == "c" else
+                "object" if getattr(dtype, "kind", "") == "O" else
+                "str" if getattr(dtype, "kind", "") in "US" else f"{dtype}")
+        return ValueError(f"image {index}: a {kind} array (dtype {dtype}) is not an image; give uint8 values in "
+                          "[0, 255], other integers in [0, 255] or floats in [0, 1]")
+
+    if isinstance(img, torch.Tensor):
+        t = img.detach()
+        if t.layout != torch.strided or t.is_quantized or t.is_meta:
+            raise ValueError(f"image {index}: a {t.layout} / quantized / meta tensor is not supported; give a dense "
+                             "tensor with real values (e.g. t.to_dense() or t.dequantize())")
+        t = t.cpu()
+        if t.dtype == torch.bool or t.is_complex():
+            raise refuse(t.dtype)
+        if t.is_floating_point():
+            return t if t.dtype in (torch.float32, torch.float64) else t.float()
+        return t if t.dtype == torch.uint8 else t.to(torch.int64)  # uint16..64 lack min/max; uint64 > 2^63 wraps < 0
+    try:
+        a = np.asarray(img)
+    except Exception:  # noqa: BLE001 - an array-like that cannot become an array
+        raise _not_an_image(img, index) from None
+    kind = a.dtype.kind
+    if kind not in "iuf":
+        raise refuse(a.dtype.type if kind == "b" else a.dtype)
+    # a fresh, writable, C-ordered copy in native byte order (torch.from_numpy takes nothing else)
+    if kind == "f":
+        a = a.astype(np.float64 if a.dtype.itemsize > 4 else np.float32, order="C")   # float16 -> float32
+    elif a.dtype != np.uint8:
+        a = a.astype(np.int64, order="C")              # a uint64 >= 2^63 wraps below 0 and is refused below
+    else:
+        a = np.array(a, order="C")
+    return torch.from_numpy(a)
 
 
 def _to_uint8_chw(img, index: int, size: int) -> torch.Tensor:
-    """One image in any accepted form -> uint8 tensor [3, size, size]."""
-    from PIL import Image, UnidentifiedImageError
+    """One image in any accepted form -> uint8 tensor [3, size, size]; ValueError / FileNotFoundError
+    naming the image's index (and what is accepted) for anything else."""
+    from PIL import Image
 
     if isinstance(img, (str, os.PathLike)):
-        path = Path(img)
-        if not path.is_file():
-            raise FileNotFoundError(f"image {index}: no such file: {path}")
-        try:
-            with Image.open(path) as im:
-                img = np.asarray(im.convert("RGB") if im.mode in ("P", "RGB", "CMYK", "YCbCr") else im)
-        except UnidentifiedImageError:
-            raise ValueError(f"image {index}: {path} is not an image file PIL can read") from None
+        img = _read_image_file(img, index)
     elif isinstance(img, Image.Image):
-        img = np.asarray(img.convert("RGB") if img.mode in ("P", "CMYK", "YCbCr") else img)
-    t = torch.from_numpy(np.array(img)) if not isinstance(img, torch.Tensor) else img.detach().cpu()
+        img = _pil_to_array(img, index)
+    elif not isinstance(img, (np.ndarray, torch.Tensor)) and not (
+            hasattr(img, "__array__") or hasattr(img, "__array_interface__")):
+        raise _not_an_image(img, index)
+    t = _as_tensor(img, index)
+    shape = tuple(t.shape)
     if t.ndim == 2:
-        raise ValueError(f"image {index}: a grayscale image [H, W]; the tile encoder needs RGB with 3 channels")
+        raise ValueError(f"image {index}: a grayscale image [H, W] (shape {shape}); the tile encoder needs RGB with "
+                         "3 channels")
     if t.ndim != 3:
-        raise ValueError(f"image {index}: expected [H, W, C] or [C, H, W]; got shape {tuple(t.shape)}")
+        batch = (" (a batch of images: pass the 4-D array itself, not inside a list)" if t.ndim == 4 else "")
+        raise ValueError(f"image {index}: expected one image of shape [H, W, 3] or [3, H, W]; got shape {shape}{batch}")
+    if 0 in shape:
+        raise ValueError(f"image {index}: an empty image (shape {shape}); every dimension must be at least 1, "
+                         "as in [H, W, 3] or [3, H, W]")
     if t.shape[0] in (1, 3, 4) and t.shape[-1] not in (1, 3, 4):
         t = t.permute(1, 2, 0)                                      # [C, H, W] -> [H, W, C]
+    if t.shape[-1] == 1:
+        raise ValueError(f"image {index}: a grayscale image with 1 channel (shape {shape}); the tile encoder needs "
+                         "RGB with 3 channels")
     if t.shape[-1] != 3:
-        raise ValueError(f"image {index}: has {t.shape[-1]} channels; the tile encoder needs RGB with 3 channels")
+        raise ValueError(f"image {index}: has {t.shape[-1]} channels (shape {shape}); the tile encoder needs RGB "
+                         "with 3 channels")
     if t.is_floating_point():
         if not torch.isfinite(t).all() or t.min() < 0 or t.max() > 1:
             raise ValueError(f"image {index}: float images must hold values in [0, 1]")
@@ -126,30 +277,36 @@ class LocDiffPipeline:
         return cls(enc["encoder"], ld, profile.data.tile_size, meta, device="cpu")
 
     def save_pretrained(self, path) -> Path:
-        """Write the folder atomically (a temporary folder renamed into place)."""
+        """Write the folder atomically (``io.write_folder``: a new folder with a unique temporary name,
+        renamed into place). ``path`` must be new, an empty folder, or a pretrained folder (which is
+        replaced; other files in it are kept); anything else is refused with ``PretrainedError``."""
         from safetensors.torch import save_file
 
+        if not isinstance(path, (str, os.PathLike)) or str(path).strip() == "":
+            raise PretrainedError(f"path must be a folder path (str or os.PathLike); got {path!r}")
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        if path.exists() and not path.is_dir():
+            raise PretrainedError(f"path {path} is a file; save_pretrained writes a folder")
+        if path.is_dir() and any(path.iterdir()) and not _is_pretrained_folder(path):
+            raise PretrainedError(f"path {path} is a non-empty folder that is not a pretrained LocDiff folder; "
+                                  f"refusing to write into it (choose a new or empty folder)")
         cfg = {"format_version": FORMAT_VERSION, "tile_size": self.tile_size,
                "embed_dim": self.locdiff.model.config.embed_dim,
                "encoder": {"widths": list(self.meta["encoder"]["widths"]), "embed_dim": self.encoder.head.out_features},
                "locdiff": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.locdiff.settings).items()},
                **{k: v for k, v in self.meta.items() if k not in ("encoder",)}}
-        save_file({k: v.detach().contiguous().cpu() for k, v in self.encoder.state_dict().items()},
-                  str(tmp / "encoder.safetensors"))
-        save_file({k: v.detach().contiguous().cpu() for k, v in self.locdiff.model.state_dict().items()},
-                  str(tmp / "model.safetensors"))
-        cfg["sha256"] = {f: sha256(tmp / f) for f in FILES[1:]}
-        (tmp / "config.json").write_text(json.dumps(cfg, indent=1))
-        old = path.with_name(path.name + ".old")
-        if path.exists():
-            path.rename(old)
-        tmp.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
-        return path
+
+        def write(tmp: Path) -> None:
+            save_file({k: v.detach().contiguous().cpu() for k, v in self.encoder.state_dict().items()},
+                      str(tmp / "encoder.safetensors"))
+            save_file({k: v.detach().contiguous().cpu() for k, v in self.locdiff.model.state_dict().items()},
+                      str(tmp / "model.safetensors"))
+            cfg["sha256"] = {f: sha256(tmp / f) for f in FILES[1:]}
+            cfg["config_sha256"] = config_sha256(cfg)
+            validate(json.loads(json.dumps(cfg)))          # never write a folder that would not load
+            (tmp / "config.json").write_text(json.dumps(cfg, indent=1))
+
+        return write_folder(path, write, FILES, what="pretrained weights")
 
     @classmethod
     def from_pretrained(cls, path=None, device=None) -> "LocDiffPipeline":
@@ -169,15 +326,16 @@ class LocDiffPipeline:
             cfg = json.loads((path / "config.json").read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise PretrainedError(f"{path / 'config.json'} is not valid JSON ({e})") from None
-        if cfg.get("format_version") != FORMAT_VERSION:
-            raise PretrainedError(f"{path} has format version {cfg.get('format_version')!r}; this locdiff reads "
-                                  f"version {FORMAT_VERSION} (upgrade locdiff or re-export the weights)")
+        try:
+            validate(cfg)
+        except PretrainedError as e:
+            raise PretrainedError(f"{path}: {e}") from None
         for f in FILES[1:]:
             if sha256(path / f) != cfg.get("sha256", {}).get(f):
                 raise PretrainedError(f"{path / f} does not match its SHA-256 in config.json (truncated or altered); "
                                       f"refusing to load it")
         try:
-            settings = LocDiffSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["locdiff"].items()})
+            settings = validate_locdiff(cfg["locdiff"])
             encoder = TileCNN(tuple(cfg["encoder"]["widths"]), cfg["encoder"]["embed_dim"])
             encoder.load_state_dict(load_file(str(path / "encoder.safetensors")))
             ld = build(settings, cfg["embed_dim"])
@@ -224,9 +382,14 @@ class LocDiffPipeline:
                 guidance: float | None = None, seed: int = 0, batch: int = 256, progress: bool = True) -> pd.DataFrame:
         """The top-k distinct modes of each image's predicted field: a DataFrame with columns image,
         rank (1 = the point prediction), lat, lon (degrees) and score (field value relative to the
-        peak of one certain location, so 1 means all samples agree there)."""
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"top_k must be an integer >= 1; got {top_k!r}")
+        peak of one certain location, so 1 means all samples agree there). The top_k locations are
+        distinct, pairwise at least 180/(L+1) degrees apart (``shdd.decode``); top_k can be at most
+        ``shdd.max_modes(L)`` (66 for the shipped L = 16 model)."""
+        cap = shdd.max_modes(self.locdiff.settings.L)
+        if isinstance(top_k, (bool, np.bool_)) or not isinstance(top_k, (int, np.integer)) or not 1 <= top_k <= cap:
+            raise ValueError(f"top_k must be an integer in [1, {cap}] (at most {cap} distinct modes of a "
+                             f"degree-{self.locdiff.settings.L} field); got {top_k!r}")
+        top_k = int(top_k)
         n = self._check_run(n, steps, guidance, seed, batch)
         z = self._latents(images, n, steps, guidance, seed, batch, progress)
         mean = z.mean(1) / LATENT_SCALE
@@ -268,6 +431,15 @@ class LocDiffPipeline:
         LA, LO = np.meshgrid(lat, lon, indexing="ij")
         near = geo.distance_km(LA, LO, lat[i], lon[j]) <= radius_km
         return float(mass[near].sum() / mass.sum())
+
+
+def _is_pretrained_folder(path: Path) -> bool:
+    """Whether ``path`` holds a pretrained folder's config.json (of any format version)."""
+    try:
+        cfg = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(cfg, dict) and "format_version" in cfg and "locdiff" in cfg
 
 
 def _tapered_peak(L: int) -> float:

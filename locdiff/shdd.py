@@ -679,33 +679,53 @@ def decode(coeffs, k: int = 1, *, taper: str | None = "gauss", taper_width: floa
          wrapping in longitude) chosen greedily at least ``min_separation_deg`` apart
          (default 180/(L+1) degrees, the field's resolution), k + 2 of them;
       4. refine each candidate by damped Newton steps on the analytic (smoothed) field in float64;
-      5. keep the k highest refined modes that are still separated.
-    If a field has fewer separated maxima than k, the last slots hold the best remaining candidates.
+      5. keep the k highest refined modes that are at least the separation apart (greedy by value);
+      6. when a field has fewer such modes than k, fill the remaining slots with the highest points
+         of a grid of spacing ≤ half the separation that are at least the separation away from
+         every answer before them (not maxima: their value, lower than every mode's, ranks them).
+    So the k answers are always k distinct points, pairwise at least the separation apart. That is
+    possible only for k up to ``max_modes(L, oversample, min_separation_deg)`` (64 at L = 16 with
+    the defaults); a larger k is refused. A constant field (every coefficient of degree >= 1 zero)
+    has no mode and is refused.
 
     Args:
         coeffs: [D] or [N, D], D = (L+1)², L >= 1 (numpy or torch, any device).
-        k: number of modes per field (>= 1).
+        k: number of modes per field, 1 <= k <= max_modes(L, oversample, min_separation_deg).
     Returns:
         (lat, lon, value): [N, k] each ([k] for 1-D input), sorted by value, highest first.
         Coordinates in degrees (float64); value = the smoothed field at the mode, in coeffs' dtype.
         An empty batch [0, D] gives empty [0, k] answers.
+    Cost: a grid of 4·oversample·(L+1) x 8·oversample·(L+1) values per field of a chunk; a call
+    whose grid buffer and tables would exceed 2 GiB warns with the estimate (``MemoryWarning``).
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be an integer >= 1 (number of modes); got {k!r}")
     coeffs, L, single = _as_coeffs(coeffs)
     if L < 1:
         raise ValueError("coeffs must have degree L >= 1 (at least 4 entries): a degree-0 field is constant")
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"chunk must be an integer >= 1; got {chunk!r}")
     _check_taper_width(taper_width)
     if isinstance(refine_iters, bool) or not isinstance(refine_iters, (int, np.integer)) or refine_iters < 0:
         raise ValueError(f"refine_iters must be an integer >= 0 (Newton steps per mode); got {refine_iters!r}")
     if min_separation_deg is not None and not (_is_real(min_separation_deg) and 0 <= min_separation_deg <= 180):
         raise ValueError(f"min_separation_deg must be None or a number of degrees in [0, 180]; got {min_separation_deg!r}")
+    cap = max_modes(L, oversample, min_separation_deg)
+    if k > cap:
+        raise ValueError(f"k must be <= {cap} for a degree-{L} field (at most that many modes at least "
+                         f"{_separation_deg(L, min_separation_deg):.3g} degrees apart can be guaranteed; "
+                         f"lower min_separation_deg for more); got {k}")
+    flat = (coeffs[:, 1:] == 0).all(1)
+    if bool(flat.any()):
+        raise ValueError(f"coeffs row {int(flat.nonzero()[0, 0])} is a constant field (every coefficient of degree "
+                         f">= 1 is zero): it has no mode to decode")
+    chunk, refine_iters = int(chunk), int(refine_iters)
     device, work = coeffs.device, _device_float64(coeffs.device)
-    sep = math.radians(min_separation_deg) if min_separation_deg is not None else math.pi / (L + 1)
+    sep = math.radians(_separation_deg(L, min_separation_deg))
     w = taper_weights(L, taper, taper_width).to(device=device, dtype=work)
     G = grid(L, oversample, device=device)
+    _warn_memory(min(chunk, coeffs.shape[0]) * G.nlat * G.nlon * 4 * (3 if k > 1 else 1)
+                 + G.P.numel() * G.P.element_size(), f"decode at L = {L}, oversample = {oversample}, chunk = {chunk}")
     if coeffs.shape[0] == 0:                          # an empty batch: empty answers of the right shapes
         empty = torch.empty(0, k, dtype=work, device=device)
         return empty, empty.clone(), empty.to(coeffs.dtype)
@@ -728,38 +748,107 @@ def decode(coeffs, k: int = 1, *, taper: str | None = "gauss", taper_width: floa
                 score = torch.where(is_max, f, f - below)                   # maxima rank first
                 top = score.flatten(1).topk(min(4 * k + 4, f[0].numel()), dim=1)
                 p_top = geo.latlon_to_xyz(lat_g[top.indices // G.nlon], lon_g[top.indices % G.nlon])
-                idx = top.indices.gather(1, _select_separated(p_top, top.values.to(work), k + 2, sep))
+                sel, _ = _greedy_separated(p_top, top.values.to(work), min(k + 2, top.indices.shape[1]), sep)
+                idx = top.indices.gather(1, sel)
             p0 = geo.latlon_to_xyz(lat_g[idx // G.nlon], lon_g[idx % G.nlon])   # [n, c, 3]
             n, c = idx.shape
             p, v = _refine(a.repeat_interleave(c, 0), p0.reshape(-1, 3), L, step0=2 * G.spacing_rad,
                            iters=refine_iters)
             p, v = p.reshape(n, c, 3), v.reshape(n, c)
-            sel = _select_separated(p, v, k, sep)                           # [n, k]
-            p, v = p.gather(1, sel[..., None].expand(-1, -1, 3)), v.gather(1, sel)
+            if k > 1:
+                sel, ok = _greedy_separated(p, v, k, sep)                   # [n, k]
+                p, v = p.gather(1, sel[..., None].expand(-1, -1, 3)), v.gather(1, sel)
+                if not bool(ok.all()):                                      # fewer separated modes than k
+                    p, v = _fill(p, v, ok, f, lat_g, lon_g, sep)
+                    order = v.argsort(1, descending=True)
+                    p, v = p.gather(1, order[..., None].expand(-1, -1, 3)), v.gather(1, order)
         la, lo = geo.xyz_to_latlon(p)
         lats.append(la), lons.append(lo), vals.append(v.to(coeffs.dtype))
     lat, lon, val = torch.cat(lats), torch.cat(lons), torch.cat(vals)
     return (lat[0], lon[0], val[0]) if single else (lat, lon, val)
 
 
-def _select_separated(p: torch.Tensor, v: torch.Tensor, k: int, sep: float) -> torch.Tensor:
-    """Greedy choice of k candidates by value, each >= sep rad from those chosen before. [n, c] -> [n, k]."""
+def _separation_deg(L: int, min_separation_deg: float | None) -> float:
+    """The decoder's separation: ``min_separation_deg``, default 180/(L+1) degrees."""
+    return 180.0 / (L + 1) if min_separation_deg is None else float(min_separation_deg)
+
+
+def max_modes(L: int, oversample: int = 2, min_separation_deg: float | None = None) -> int:
+    """The most modes ``decode`` returns per field: the number of points pairwise at least the
+    separation s apart that its greedy choice is sure to find.
+
+    The fill grid (every other point of ``grid(L, oversample)``) has spacing d = π/(2·oversample·(L+1)),
+    so every point of the sphere lies within h = d/√2 of a grid point. When the greedy choice stops,
+    every grid point lies within s of a chosen point, so caps of radius s + h around the chosen
+    points cover the sphere: their number is at least 4π / (2π (1 - cos(s + h))). With s = 0 it is
+    the number of grid points.
+    """
+    L = _check_degree(L)
+    G = grid(L, oversample)
+    n_grid = ((G.nlat + 1) // 2) * ((G.nlon + 1) // 2)
+    s = math.radians(_separation_deg(L, min_separation_deg))
+    if s == 0:
+        return n_grid
+    h = 2 * G.spacing_rad / math.sqrt(2)
+    return max(1, min(n_grid, int(2 / (1 - math.cos(min(math.pi, s + h))))))
+
+
+def _greedy_separated(p: torch.Tensor, v: torch.Tensor, k: int, sep: float,
+                      taken: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy choice by value of k of the c candidates (unit vectors p [n, c, 3], values v [n, c]),
+    each at least ``sep`` rad from those chosen before and from the points ``taken`` [n, t, 3]
+    (NaN rows ignored). Returns (indices [n, k], ok [n, k]: False where no candidate was left; the
+    index there repeats the last valid one)."""
     n, c = v.shape
-    if k == 1:
-        return v.argmax(1, keepdim=True)
-    order = v.argsort(1, descending=True)
-    p = p.gather(1, order[..., None].expand(-1, -1, 3))
-    ang = torch.atan2(torch.linalg.vector_norm(torch.cross(p[:, :, None], p[:, None], dim=-1), dim=-1),
-                      (p[:, :, None] * p[:, None]).sum(-1))                # [n, c, c]
-    chosen = torch.zeros(n, c, dtype=torch.bool, device=p.device)
-    for j in range(c):
-        clear = ~(chosen & (ang[:, j] < sep)).any(1)
-        room = chosen.sum(1) < k
-        chosen[:, j] = clear & room
-    # fill missing slots with the best unchosen candidates (rare: fewer separated maxima than k)
-    rank = torch.where(chosen, 0, 1) * c + torch.arange(c, device=p.device)
-    pick = rank.argsort(1)[:, :k]
-    return order.gather(1, pick)
+    cos_sep = math.cos(sep)
+    avail = torch.ones(n, c, dtype=torch.bool, device=v.device)
+    if taken is not None:
+        near = (torch.einsum("ncd,ntd->nct", p.to(taken.dtype), taken) > cos_sep).any(2)
+        avail &= ~near
+    rows = torch.arange(n, device=v.device)
+    idx, ok = [], []
+    for _ in range(k):
+        j = torch.where(avail, v, torch.full_like(v, -math.inf)).argmax(1)
+        good = avail[rows, j]
+        if idx:
+            j = torch.where(good, j, idx[-1])
+        idx.append(j), ok.append(good)
+        q = p[rows, j]                                                     # [n, 3]
+        near = (p * q[:, None]).sum(-1) > cos_sep
+        near[rows, j] = True
+        avail &= ~(near & good[:, None])
+    return torch.stack(idx, 1), torch.stack(ok, 1)
+
+
+def _fill(p: torch.Tensor, v: torch.Tensor, ok: torch.Tensor, f: torch.Tensor, lat_g, lon_g, sep: float):
+    """Replace the slots of p [n, k, 3], v [n, k] that are not ``ok`` by the highest points of every
+    other node of the field grid f [n, H, W] that are at least ``sep`` from the modes kept."""
+    rows = (~ok).any(1).nonzero()[:, 0]
+    fs = f[rows][:, ::2, ::2]                                              # [r, H/2, W/2]
+    la, lo = torch.meshgrid(lat_g[::2], lon_g[::2], indexing="ij")
+    q = geo.latlon_to_xyz(la.reshape(-1), lo.reshape(-1)).to(p.dtype)      # [G, 3]
+    kept = torch.where(ok[rows][..., None], p[rows], torch.full_like(p[rows], math.nan))
+    need = int((~ok[rows]).sum(1).max())
+    sel, good = _greedy_separated(q.expand(len(rows), -1, -1), fs.flatten(1).to(v.dtype), need, sep,
+                                  taken=kept)                 # NaN rows compare False: ignored
+    p, v = p.clone(), v.clone()
+    for r_i, r in enumerate(rows.tolist()):
+        slots = (~ok[r]).nonzero()[:, 0]
+        p[r, slots] = q[sel[r_i, :len(slots)]]
+        v[r, slots] = fs[r_i].flatten()[sel[r_i, :len(slots)]].to(v.dtype)
+    return p, v
+
+
+class MemoryWarning(UserWarning):
+    """A call whose working memory is large enough to matter (the estimate is in the message)."""
+
+
+def _warn_memory(nbytes: int, what: str, limit: int = 2 << 30) -> None:
+    if nbytes > limit:
+        import warnings
+
+        warnings.warn(f"{what} needs about {nbytes / 2 ** 30:.1f} GiB of working memory", MemoryWarning,
+                      stacklevel=3)
 
 
 # ----------------------------------------------------------------------------- densities

@@ -11,9 +11,16 @@ A checkpoint is a folder: ``model.safetensors`` and ``ema.safetensors`` (weights
 (optimizer, scheduler, every process's RNG states, step; read back with
 ``torch.load(weights_only=True)``) and ``config.json`` (format version, the caller's model config,
 the training config, the SHA-256 of the three other files). Writing goes to a temporary folder
-that is then renamed, so a checkpoint is complete or absent; reading checks the sums and refuses
-a truncated or altered checkpoint (``CheckpointError``). Resuming restores everything, so training
-2n steps equals training n, stopping and resuming for n (on CPU).
+with a unique hidden name that then replaces the old checkpoint (``io.write_folder``), so a
+checkpoint is complete or absent, files a user put in the folder are kept, and a full disk keeps
+the previous checkpoint (``io.DiskFullError``); a checkpoint left aside by a kill mid-replace is
+put back on the next read. Reading checks the sums and refuses a truncated or altered checkpoint
+(``CheckpointError``). Resuming restores everything, so training 2n steps equals training n,
+stopping and resuming for n (on CPU).
+
+A run folder is never overwritten by accident: ``train`` locks it (a second process training
+into it stops with ``io.FolderBusyError`` naming the holder) and refuses a folder that already
+holds a run (``RunExistsError``) unless told to ``resume`` it or to ``overwrite`` it.
 
 Interrupts: SIGINT (Ctrl-C, a Jupyter interrupt) or SIGTERM (a scheduler's pre-emption) during
 ``train`` finishes the current step, writes a checkpoint and raises ``TrainingInterrupted``; a
@@ -30,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
 import shutil
 import signal
 import threading
@@ -42,14 +50,19 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .io import atomic_write, sha256
+from .io import FolderLock, atomic_write, recover_folder, sha256, write_folder
 
 CHECKPOINT_FORMAT = 2
 CHECKPOINT_FILES = ("model.safetensors", "ema.safetensors", "state.pt")
+OWN_FILES = CHECKPOINT_FILES + ("config.json",)     # what a checkpoint folder holds that train wrote
 
 
 class CheckpointError(ValueError):
     """A checkpoint folder that cannot be used: missing files, another format, a checksum mismatch."""
+
+
+class RunExistsError(ValueError):
+    """The run folder already holds a run, and neither resume nor overwrite was asked for."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -147,36 +160,64 @@ class EMA:
 
 def _save_checkpoint(path: Path, model, ema: EMA, opt, sched, step: int, rng: dict,
                      model_config: dict, config: TrainConfig) -> None:
-    """Write the checkpoint folder atomically (temporary folder, then rename); main process only."""
+    """Write the checkpoint folder atomically (``io.write_folder``); main process only."""
     from safetensors.torch import save_file
 
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
-    save_file({k: v.contiguous().cpu() for k, v in ema.shadow.items()}, str(tmp / "ema.safetensors"))
-    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step, **rng}, tmp / "state.pt")
-    (tmp / "config.json").write_text(json.dumps({"format_version": CHECKPOINT_FORMAT, "step": step,
-                                                 "model": model_config, "train": asdict(config),
-                                                 "sha256": {f: sha256(tmp / f) for f in CHECKPOINT_FILES}}, indent=1))
-    old = path.with_name(path.name + ".old")
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
+    def write(tmp: Path) -> None:
+        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
+                  str(tmp / "model.safetensors"))
+        save_file({k: v.contiguous().cpu() for k, v in ema.shadow.items()}, str(tmp / "ema.safetensors"))
+        torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step, **rng},
+                   tmp / "state.pt")
+        (tmp / "config.json").write_text(json.dumps({"format_version": CHECKPOINT_FORMAT, "step": step,
+                                                     "model": model_config, "train": asdict(config),
+                                                     "sha256": {f: sha256(tmp / f) for f in CHECKPOINT_FILES}},
+                                                    indent=1))
+
+    write_folder(path, write, OWN_FILES, what=f"checkpoint (step {step})")
 
 
-def read_checkpoint_config(path, verify: bool = True) -> dict:
+def _is_complete_checkpoint(path: Path) -> bool:
+    try:
+        read_checkpoint_config(path, recover=False)
+        return True
+    except CheckpointError:
+        return False
+
+
+def recover_checkpoint(path) -> bool:
+    """Put back a checkpoint that a kill between the two renames of a save left aside (as
+    ``.checkpoint.old-*`` or ``checkpoint.old``) when ``path`` itself is missing; True if it did."""
+    return recover_folder(path, _is_complete_checkpoint)
+
+
+def _remove_stale_temporaries(ckpt: Path) -> None:
+    """Temporary checkpoint folders left by a killed save (``.checkpoint.tmp-*``, the legacy
+    ``checkpoint.tmp``) that hold only checkpoint files; called under the run folder's lock."""
+    for tmp in [*ckpt.parent.glob(f".{ckpt.name}.tmp-*"), ckpt.with_name(ckpt.name + ".tmp")]:
+        if tmp.is_dir() and not tmp.is_symlink() and {p.name for p in tmp.iterdir()} <= set(OWN_FILES):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_checkpoint_config(path, verify: bool = True, recover: bool = True) -> dict:
     """config.json of a checkpoint folder, with its format version and (``verify``) the SHA-256 of
-    its weight and state files checked; raises ``CheckpointError`` saying what is wrong."""
+    its weight and state files checked; raises ``CheckpointError`` saying what is wrong. With
+    ``recover``, a checkpoint left aside by an interrupted save is first put back."""
     path = Path(path)
+    if recover and not path.exists():
+        recover_checkpoint(path)
     f = path / "config.json"
     if not f.exists():
         raise CheckpointError(f"{path} is not a checkpoint folder (no config.json)")
     try:
         cfg = json.loads(f.read_text())
-    except ValueError as e:
+    except (ValueError, OSError) as e:
         raise CheckpointError(f"checkpoint {path}: config.json is not valid JSON ({e})") from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("sha256"), dict) or \
+            isinstance(cfg.get("step"), bool) or not isinstance(cfg.get("step"), int) or \
+            not isinstance(cfg.get("model"), dict):
+        raise CheckpointError(f"checkpoint {path}: config.json is not a locdiff checkpoint config (expected an "
+                              f"object with format_version, step, model, train and sha256)")
     if cfg.get("format_version") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint {path} has format version {cfg.get('format_version')!r}; this locdiff "
                               f"reads format {CHECKPOINT_FORMAT} only: delete the folder to retrain, or use the locdiff that wrote it")
@@ -252,12 +293,15 @@ def json_safe(obj):
 
 def fit_or_load(model: torch.nn.Module, loss_fn: Callable, n_items: int, config: TrainConfig, out_dir,
                 model_config: dict, validate: Callable | None = None, resume: bool = False, reuse: bool = True,
-                progress: bool = True, desc: str = "training", name: str = "model") -> pd.DataFrame:
+                overwrite: bool = False, progress: bool = True, desc: str = "training",
+                name: str = "model") -> pd.DataFrame:
     """``train``, unless ``out_dir`` already holds a finished run of the same model config and number
     of steps (then nothing is trained); either way the EMA weights end up in ``model`` (eval mode).
+    Any other run in ``out_dir`` is refused (``RunExistsError``) unless ``resume`` or ``overwrite``.
     Returns the training log (its ``time_s`` column: cumulative training seconds)."""
     out = Path(out_dir)
     model_config = json_safe(model_config)
+    recover_checkpoint(out / "checkpoint")
     if reuse and not resume and (out / "checkpoint" / "config.json").exists() and (out / "log.csv").exists():
         saved = read_checkpoint_config(out / "checkpoint")   # a damaged or foreign checkpoint is refused, not overwritten
         if saved["model"] == model_config and saved["step"] == config.steps:
@@ -267,28 +311,89 @@ def fit_or_load(model: torch.nn.Module, loss_fn: Callable, n_items: int, config:
             model.eval()
             return pd.read_csv(out / "log.csv")
     log = train(model, loss_fn, n_items, config, out, model_config, validate=validate, resume=resume,
-                progress=progress, desc=desc)
+                overwrite=overwrite, progress=progress, desc=desc)
     load_weights(model, out / "checkpoint", ema=True)
     model.eval()
     return log
 
 
+def is_main_rank() -> bool:
+    """Whether this is the main process of a launch (before Accelerate is set up: torchrun and
+    accelerate launch set RANK)."""
+    return os.environ.get("RANK", "0") in ("", "0")
+
+
+def check_run_folder(out_dir, model_config: dict, config: TrainConfig) -> None:
+    """Refuse (``RunExistsError``) a run folder that already holds a run or a foreign ``checkpoint``
+    entry: what is there, and the three ways on (resume, another folder, overwrite)."""
+    out_dir = Path(out_dir)
+    ckpt, log_path = out_dir / "checkpoint", out_dir / "log.csv"
+    recover_checkpoint(ckpt)
+    if not (ckpt.exists() or log_path.exists()):
+        return
+    ways = "train into another folder (--out), or pass overwrite=True (--overwrite) to replace it"
+    if not (ckpt / "config.json").exists():
+        what = (f"a 'checkpoint' entry that is not a locdiff checkpoint" if ckpt.exists()
+                else "a training log (log.csv) from an earlier run")
+        raise RunExistsError(f"{out_dir} already holds {what}; {ways}")
+    try:
+        saved = read_checkpoint_config(ckpt, verify=False)
+    except CheckpointError as e:
+        raise RunExistsError(f"{out_dir} already holds a checkpoint that cannot be read ({e}); {ways}") from None
+    step, same_model = saved["step"], saved["model"] == json_safe(model_config)
+    same_train = saved.get("train") == asdict(config)
+    if same_model and same_train and step < config.steps:
+        raise RunExistsError(f"{out_dir} holds an interrupted run (checkpoint at step {step} of {config.steps}); "
+                             f"continue it with resume=True (--resume), {ways}")
+    if same_model and same_train:
+        what = f"a finished run of these settings ({step} steps)"
+    else:
+        differ = sorted(k for k in set(saved["model"]) | set(json_safe(model_config))
+                        if saved["model"].get(k) != json_safe(model_config).get(k))
+        differ += ["train"] if not same_train else []
+        what = f"a run made with other settings (differing in {', '.join(differ)}; checkpoint at step {step})"
+    raise RunExistsError(f"{out_dir} already holds {what}; {ways}")
+
+
 def train(model: torch.nn.Module, loss_fn: Callable, n_items: int, config: TrainConfig, out_dir,
-          model_config: dict, validate: Callable | None = None, resume: bool = False,
+          model_config: dict, validate: Callable | None = None, resume: bool = False, overwrite: bool = False,
           progress: bool = True, desc: str = "training") -> pd.DataFrame:
     """Train ``model`` for ``config.steps`` steps; returns the log (one row per log/eval event).
 
     loss_fn(model, idx, generator) -> dict of scalar tensors with a "loss" entry; ``idx`` are this
     process's item indices in [0, n_items). validate(model) -> dict of numbers, called on the EMA
     weights (main process). Writes ``out_dir/checkpoint`` and ``out_dir/log.csv``; with
-    resume=True continues from ``out_dir/checkpoint`` (which must exist). Raises
+    resume=True continues from ``out_dir/checkpoint`` (which must exist). A folder that already
+    holds a run is refused (``RunExistsError``) unless ``resume`` or ``overwrite`` (which replaces
+    its checkpoint and log; other files in it are kept). The main process holds a lock on
+    ``out_dir`` while training (``io.FolderBusyError`` for a second process). Raises
     ``TrainingInterrupted`` after checkpointing on SIGINT/SIGTERM.
     """
-    from accelerate import Accelerator
-
     if n_items < config.batch_size:
         raise ValueError(f"batch_size ({config.batch_size}) must not exceed the number of training items ({n_items})")
+    if not isinstance(out_dir, (str, os.PathLike)) or str(out_dir).strip() == "":
+        raise ValueError(f"out_dir must be a folder path; got {out_dir!r}")
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"out_dir {out_dir} is a file, not a folder")
+    lock = FolderLock(out_dir) if is_main_rank() else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        if not resume and not overwrite:
+            check_run_folder(out_dir, model_config, config)
+        if lock is not None:
+            _remove_stale_temporaries(out_dir / "checkpoint")
+        return _train(model, loss_fn, n_items, config, out_dir, model_config, validate, resume, progress, desc)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(model, loss_fn, n_items, config, out_dir: Path, model_config, validate, resume, progress, desc):
+    """The loop of ``train`` (the run folder checked and locked)."""
+    from accelerate import Accelerator
+
     ckpt, log_path = out_dir / "checkpoint", out_dir / "log.csv"
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
                               cpu=not torch.cuda.is_available())   # several processes: DDP (NCCL, or gloo on CPU)

@@ -99,7 +99,7 @@ def test_corrupt_or_foreign_weights_are_refused(tiny, tmp_path):
          "encoder.safetensors does not match its SHA-256"),
         ("no sums", lambda p: (p / "config.json").write_text(json.dumps(
             {k: v for k, v in json.loads((good / "config.json").read_text()).items() if k != "sha256"})),
-         "does not match its SHA-256"),
+         "does not match its config_sha256"),            # the config's own checksum catches the edit first
     ]:
         bad = tmp_path / name
         shutil.copytree(good, bad)

@@ -90,7 +90,7 @@ def fit_model(ctx: Context, name: str, model: nn.Module, loss_fn: Callable, step
     cfg = train_config(ctx.settings, steps, ctx.profile.seed, lr)
     model_config = {"method": name, "config": config, "train": asdict(cfg), **datasets.describe(ctx.profile),
                     "encoder": asdict(ctx.profile.encoder), "seed": ctx.profile.seed}
-    log = fit_or_load(model, loss_fn, len(ctx.emb), cfg, run_dir(ctx.profile, name), model_config,
+    log = fit_or_load(model, loss_fn, len(ctx.emb), cfg, run_dir(ctx.profile, name), model_config, overwrite=True,
                       progress=progress, desc=f"training {name}", name=name)
     return float(log["time_s"].iloc[-1]) if "time_s" in log else float("nan")
 

@@ -77,8 +77,8 @@ class TileRenderer:
     """Renders S x S north-up tiles with a footprint of F km, azimuthal equidistant, batched in torch."""
 
     def __init__(self, size: int = 32, footprint_km: float = 300.0, batch: int = 2048):
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
-            raise ValueError(f"size must be an integer >= 8 (tile side in pixels); got {size!r}")
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 8 <= size <= 4096:
+            raise ValueError(f"size must be an integer in [8, 4096] (tile side in pixels); got {size!r}")
         if isinstance(footprint_km, bool) or not isinstance(footprint_km, numbers.Real) or not (
                 math.isfinite(footprint_km) and footprint_km > 0):
             raise ValueError(f"footprint_km must be a positive number of km (tile width on the ground); got {footprint_km!r}")
