@@ -246,6 +246,12 @@ def _key(data_settings: DataSettings, settings: EncoderSettings, seed: int) -> s
 
 
 
+def _savez(path: str, **arrays: np.ndarray) -> None:
+    """np.savez into ``path``, the file closed (flushed) before it is renamed and hashed."""
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
 def load_embeddings(data_settings: DataSettings, settings: EncoderSettings, seed: int = 0,
                     progress: bool = True) -> dict:
     """Frozen embeddings of every split, training (and caching) the encoder when needed.
@@ -255,6 +261,7 @@ def load_embeddings(data_settings: DataSettings, settings: EncoderSettings, seed
     training history, checksums) and encoder-<key>-emb.npz (embeddings); rebuilt with a message
     when missing or when a checksum does not match.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file, save_file
 
     from .data import SPLITS, load
@@ -266,19 +273,23 @@ def load_embeddings(data_settings: DataSettings, settings: EncoderSettings, seed
     problem, meta = cache_problem(meta_path, {p.name: p for p in (weights, emb_path)},
                                   "no trained encoder for these settings")
     if problem is None:
-        cnn = TileCNN(tuple(meta["config"]["widths"]), meta["config"]["embed_dim"])
-        cnn.load_state_dict(load_file(str(weights)))
-        cnn.eval()
-        with np.load(emb_path, allow_pickle=False) as z:
-            emb = {s: z[s] for s in SPLITS}
-        return {"embeddings": emb, "history": pd.DataFrame(meta["history"]), "encoder": cnn}
+        try:
+            cnn = TileCNN(tuple(meta["config"]["widths"]), meta["config"]["embed_dim"])
+            cnn.load_state_dict(load_file(str(weights)))
+            cnn.eval()
+            with np.load(emb_path, allow_pickle=False) as z:
+                emb = {s: z[s] for s in SPLITS}
+            return {"embeddings": emb, "history": pd.DataFrame(meta["history"]), "encoder": cnn}
+        except (KeyError, TypeError, ValueError, RuntimeError, OSError, SafetensorError) as err:
+            # a manifest of another shape (no config, a garbled one) or weights that do not fit it
+            problem = f"the cached encoder does not fit its manifest {meta_path.name} ({type(err).__name__})"
     print(f"tile encoder: training ({problem}); cache: {d}")
     data = load(data_settings, seed, progress=progress)
     cnn, history = train_encoder(data["train"].tiles, data["train"].lat, data["train"].lon,
                                  data["val"].tiles, data["val"].lat, data["val"].lon, settings, seed, progress)
     emb = {s: embed(cnn, data[s].tiles, progress=progress) for s in SPLITS}
     atomic_write(weights, lambda tmp: save_file({k: v.contiguous() for k, v in cnn.state_dict().items()}, tmp))
-    atomic_write(emb_path, lambda tmp: np.savez(open(tmp, "wb"), **emb))
+    atomic_write(emb_path, lambda tmp: _savez(tmp, **emb))
     meta = {"format": FORMAT_VERSION, "config": asdict(settings), "data": asdict(data_settings), "seed": seed,
             "history": history.to_dict("records"),
             "sha256": {weights.name: sha256(weights), emb_path.name: sha256(emb_path)}}

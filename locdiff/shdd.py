@@ -267,6 +267,7 @@ def encode(lat, lon, L: int, dtype: torch.dtype | None = None) -> torch.Tensor:
         runs: on CPU (float32/float64 output) the compiled kernel of ``locdiff.sh_cpu``, whose
         result is contiguous; on other devices ``_basis_flat``, whose result is a strided view
         with the points along the fast axis (call ``.contiguous()`` before ``.view``).
+    Cost: N·(L+1)² output values; a call above 2 GiB warns with the estimate (``MemoryWarning``).
     """
     L = _check_degree(L)
     ref = lat if isinstance(lat, torch.Tensor) else lon if isinstance(lon, torch.Tensor) else None
@@ -275,6 +276,8 @@ def encode(lat, lon, L: int, dtype: torch.dtype | None = None) -> torch.Tensor:
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point torch dtype (e.g. torch.float32); got {dtype!r}")
     lat, lon = geo.validate_latlon(lat, lon)
+    _warn_memory(int(np.broadcast(np.empty(np.shape(lat), bool), np.empty(np.shape(lon), bool)).size) * (L + 1) ** 2
+                 * torch.empty(0, dtype=dtype).element_size(), f"encode at L = {L}")
     device = ref.device if ref is not None else torch.device("cpu")
     work = _device_float64(device)
     lat = torch.as_tensor(lat, device=device).to(work)
@@ -506,8 +509,12 @@ def grid(L: int, oversample: int = 2, device="cpu", dtype: torch.dtype = torch.f
     With oversample=2 the spacing is about π/(4(L+1)) rad, a fifth of the main lobe's radius.
     """
     L = _check_degree(L)
-    if isinstance(oversample, bool) or not isinstance(oversample, int) or oversample < 1:
+    if isinstance(oversample, bool) or not isinstance(oversample, (int, np.integer)) or oversample < 1:
         raise ValueError(f"oversample must be an integer >= 1; got {oversample!r}")
+    oversample = int(oversample)
+    H = _smooth_at_least(2 * oversample * (L + 1))
+    _warn_memory((L + 1) ** 2 * H * torch.empty(0, dtype=dtype).element_size(),
+                 f"the decoding grid at L = {L}, oversample = {oversample} ({H} x {2 * H} points)")
     return _cached_grid(L, _smooth_at_least(2 * oversample * (L + 1)), str(torch.device(device)), dtype)
 
 

@@ -309,7 +309,7 @@ def fit_or_load(model: torch.nn.Module, loss_fn: Callable, n_items: int, config:
                 print(f"{name}: loading the finished run in {out}")
             load_weights(model, out / "checkpoint", ema=True)
             model.eval()
-            return pd.read_csv(out / "log.csv")
+            return read_log(out / "log.csv")
     log = train(model, loss_fn, n_items, config, out, model_config, validate=validate, resume=resume,
                 overwrite=overwrite, progress=progress, desc=desc)
     load_weights(model, out / "checkpoint", ema=True)
@@ -487,8 +487,22 @@ def _resume(ckpt: Path, log_path: Path, model, ema: EMA, opt, sched, gen: torch.
     if state["cuda_rng"]:
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     start = state["step"]
-    log = pd.read_csv(log_path).query("step <= @start").to_dict("records") if log_path.exists() else []
+    log = read_log(log_path).query("step <= @start").to_dict("records") if log_path.exists() else []
     return start, log
+
+
+def read_log(path) -> pd.DataFrame:
+    """A run's log.csv (one row per log event, a ``step`` column); ``CheckpointError`` naming the file
+    when it is not such a table."""
+    try:
+        log = pd.read_csv(path)
+    except (ValueError, OSError, UnicodeDecodeError) as e:      # pandas' ParserError / EmptyDataError are ValueErrors
+        raise CheckpointError(f"{path} is not a training log ({type(e).__name__}: {e}); move it aside to "
+                              f"continue with a fresh log") from None
+    if "step" not in log.columns or not pd.api.types.is_numeric_dtype(log["step"]):
+        raise CheckpointError(f"{path} is not a training log (no numeric 'step' column); move it aside to "
+                              f"continue with a fresh log")
+    return log
 
 
 def _mean_over_processes(accelerator, values: dict) -> dict:

@@ -4,8 +4,9 @@ otherwise, kept in ONE list (``AUDIT``) that is both tested and rendered into do
 Each row names an API, one argument, what the argument accepts, and a call with a bad value. The
 parametrized test runs the call and checks the exception type, that the message names the argument
 (as a whole word) and, where there is an allowed range or set, that the message states it. CLI rows
-run the installed ``locdiff`` console script and expect exit code 2 with ``locdiff <cmd>: error: ...``
-on stderr (and no traceback).
+run ``locdiff.cli.main`` in the test's process (the console script itself is exercised by
+tests/test_pipeline.py) and expect exit code 2 with ``locdiff <cmd>: error: ...`` (or argparse's
+``error:``) on stderr, and no traceback.
 
 Regenerate the documentation table after editing ``AUDIT``:
 
@@ -78,6 +79,14 @@ def tile() -> np.ndarray:
 def enc(L: int = 4) -> torch.Tensor:
     """One SHDD vector of degree L (a valid input to mutate)."""
     return shdd.encode(10.0, 20.0, L)
+
+
+def user_folder() -> Path:
+    """A folder of the user's (one file in it), in the test's working folder."""
+    folder = Path.cwd() / "mydocs"
+    folder.mkdir(exist_ok=True)
+    (folder / "thesis.txt").write_text("years of work")
+    return folder
 
 
 def with_nan(a: torch.Tensor) -> torch.Tensor:
@@ -201,6 +210,11 @@ AUDIT: list[Row] = [
     Row("shdd.decode", "min_separation_deg", "None or degrees in [0, 180]",
         lambda: shdd.decode(enc(), k=2, min_separation_deg=NAN), allowed="[0, 180]"),
     Row("shdd.decode", "chunk", "an integer >= 1", lambda: shdd.decode(enc(), chunk=0), allowed=">= 1"),
+    Row("shdd.decode", "k", "an integer in [1, max_modes(L, oversample, min_separation_deg)]",
+        lambda: shdd.decode(enc(16), k=100_000), allowed="<= 66"),
+    Row("shdd.decode", "coeffs", COEFFS + "; not a constant field (some coefficient of degree >= 1 non-zero)",
+        lambda: shdd.decode(torch.zeros(2, 25)), allowed="constant field"),
+    Row("shdd.max_modes", "L", "an integer >= 0", lambda: shdd.max_modes(-1), allowed="non-negative integer"),
     Row("shdd.field", "coeffs", COEFFS, lambda: shdd.field(torch.zeros(3, 10), 0.0, 0.0), allowed="(L+1)^2"),
     Row("shdd.field", "lat", LAT, lambda: shdd.field(enc(), 95.0, 0.0), allowed="[-90, 90]"),
     Row("shdd.field", "lon", LON, lambda: shdd.field(enc(), [5.0], [NAN], grid=True), allowed="finite"),
@@ -384,8 +398,15 @@ AUDIT: list[Row] = [
     Row("pipeline.LocDiffPipeline.predict", "images", "paths of existing image files",
         lambda: pipe().predict("no/such/tile.png", progress=False), error=FileNotFoundError, allowed="no such file",
         named="image 0"),
-    Row("pipeline.LocDiffPipeline.predict", "top_k", "an integer >= 1", lambda: pipe().predict(tile(), top_k=0),
-        allowed=">= 1"),
+    Row("pipeline.LocDiffPipeline.predict", "top_k", "an integer in [1, shdd.max_modes(L)] (18 at L = 8, 66 at L = 16)",
+        lambda: pipe().predict(tile(), top_k=0), allowed="[1, 18]"),
+    Row("pipeline.LocDiffPipeline.predict", "top_k", "an integer in [1, shdd.max_modes(L)] (18 at L = 8, 66 at L = 16)",
+        lambda: pipe().predict(tile(), top_k=60), allowed="at most 18 distinct modes"),
+    Row("pipeline.LocDiffPipeline.save_pretrained", "path", "a new folder, an empty one, or a pretrained folder",
+        lambda: pipe().save_pretrained(user_folder()), error=pipeline.PretrainedError,
+        allowed="not a pretrained LocDiff folder"),
+    Row("pipeline.LocDiffPipeline.save_pretrained", "path", "a folder path (not a file, not empty)",
+        lambda: pipe().save_pretrained(""), error=pipeline.PretrainedError, allowed="folder path"),
     Row("pipeline.LocDiffPipeline.predict", "n", "None (the model's default) or an integer >= 1",
         lambda: pipe().predict(tile(), n=0), allowed=">= 1"),
     Row("pipeline.LocDiffPipeline.predict", "steps", "None or an integer >= 1", lambda: pipe().predict(tile(), steps=0),
@@ -417,6 +438,107 @@ AUDIT: list[Row] = [
     Row("experiment.denoising_errors", "lat", LAT,
         lambda: experiment.denoising_errors(pipe().locdiff, np.zeros((1, 256), np.float32), [91.0], [0.0]),
         allowed="[-90, 90]"),
+    # ---- images, real data and caches (robustness audit)
+    Row("pipeline.load_images", "images", "image files PIL can decode completely",
+        lambda: (importlib.import_module("PIL.Image").fromarray(tile()).save("t.jpg"),
+                 Path("half.jpg").write_bytes((b := Path("t.jpg").read_bytes())[: len(b) // 2]),
+                 pipeline.load_images(["half.jpg"], 32)), allowed="truncated", named="image 0"),
+    Row("pipeline.load_images", "images", "images of at most PIL.Image.MAX_IMAGE_PIXELS pixels (decompression bombs refused)",
+        lambda: (importlib.import_module("PIL.Image").new("RGB", (4, 4)).save("b.bmp"),
+                 Path("bomb.bmp").write_bytes((b := Path("b.bmp").read_bytes())[:18] + (20000).to_bytes(4, "little") * 2
+                                              + b[26:]),
+                 pipeline.load_images([tile(), "bomb.bmp"], 32)), allowed="MAX_IMAGE_PIXELS", named="image 1"),
+    Row("pipeline.load_images", "images", "image files (not text or other files)",
+        lambda: (Path("notes.png").write_text("P6\nhello"), pipeline.load_images(["notes.png"], 32)),
+        allowed="not an image file", named="image 0"),
+    Row("pipeline.load_images", "images", "image files, not folders",
+        lambda: pipeline.load_images([tile(), "."], 32), allowed="is a folder", named="image 1"),
+    Row("pipeline.load_images", "images", "non-empty path strings", lambda: pipeline.load_images(["  "], 32),
+        allowed="empty string", named="image 0"),
+    Row("pipeline.load_images", "images", "paths the file system accepts (a name too long is no such file)",
+        lambda: pipeline.load_images(["x" * 5000], 32), error=FileNotFoundError, allowed="no such file",
+        named="image 0"),
+    Row("pipeline.load_images", "images", "numpy arrays, torch tensors, PIL images or file paths (not dicts, None, numbers)",
+        lambda: pipeline.load_images([tile(), {"image": tile()}], 32), allowed="PIL image", named="image 1"),
+    Row("pipeline.load_images", "images", "numpy arrays, torch tensors, PIL images or file paths (not dicts, None, numbers)",
+        lambda: pipeline.load_images(None, 32), allowed="None is not an image", named="image 0"),
+    Row("pipeline.load_images", "images", "real numbers: uint8, other integers in [0, 255], floats in [0, 1] (any width)",
+        lambda: pipeline.load_images(np.zeros((32, 32, 3), bool), 32), allowed="boolean", named="image 0"),
+    Row("pipeline.load_images", "images", "real numbers: uint8, other integers in [0, 255], floats in [0, 1] (any width)",
+        lambda: pipeline.load_images(torch.zeros(32, 32, 3, dtype=torch.complex64), 32), allowed="complex",
+        named="image 0"),
+    Row("pipeline.load_images", "images", "real numbers: uint8, other integers in [0, 255], floats in [0, 1] (any width)",
+        lambda: pipeline.load_images(tile().astype(object), 32), allowed="object", named="image 0"),
+    Row("pipeline.load_images", "images", "real numbers: uint8, other integers in [0, 255], floats in [0, 1] (any width)",
+        lambda: pipeline.load_images(np.full((32, 32, 3), 300, np.uint16), 32), allowed="[0, 255]", named="image 0"),
+    Row("pipeline.load_images", "images", "[H, W, 3] or [3, H, W] with H, W >= 1",
+        lambda: pipeline.load_images(np.zeros((0, 32, 3), np.uint8), 32), allowed="empty image", named="image 0"),
+    Row("pipeline.load_images", "images", "one image of rank 3 per list element (a batch: the 4-D array itself)",
+        lambda: pipeline.load_images([tile(), np.zeros((1, 32, 32, 3), np.uint8)], 32), allowed="a batch of images",
+        named="image 1"),
+    Row("pipeline.load_images", "images", "one image of rank 3 per list element (a batch: the 4-D array itself)",
+        lambda: pipeline.load_images([np.zeros(3, np.uint8)], 32), allowed="[H, W, 3] or [3, H, W]", named="image 0"),
+    Row("pipeline.load_images", "images", "RGB [H, W, 3] or [3, H, W]",
+        lambda: pipeline.load_images(np.zeros((32, 32, 1), np.uint8), 32), allowed="grayscale image with 1 channel",
+        named="image 0"),
+    Row("pipeline.load_images", "images", "PIL images of mode RGB, RGBX, P, CMYK, YCbCr or HSV (converted to RGB)",
+        lambda: pipeline.load_images(importlib.import_module("PIL.Image").new("RGBA", (32, 32)), 32),
+        allowed="alpha channel", named="image 0"),
+    Row("pipeline.load_images", "images", "PIL images of mode RGB, RGBX, P, CMYK, YCbCr or HSV (converted to RGB)",
+        lambda: pipeline.load_images(importlib.import_module("PIL.Image").new("I;16", (32, 32)), 32),
+        allowed="grayscale PIL image", named="image 0"),
+    Row("pipeline.load_images", "images", "PIL images of mode RGB, RGBX, P, CMYK, YCbCr or HSV (converted to RGB)",
+        lambda: pipeline.load_images(importlib.import_module("PIL.Image").new("LAB", (32, 32)), 32),
+        allowed="'LAB' is not supported", named="image 0"),
+    Row("data.real.read_metadata", "IMG_ID", "image paths relative to the image folder (no absolute path, no '..' out of it)",
+        lambda: importlib.import_module("locdiff.data.real").read_metadata(
+            (Path("m.csv").write_text("IMG_ID,LAT,LON\na.jpg,1,2\n../x.jpg,1,2\n"), "m.csv")[1]),
+        allowed="outside the image folder"),
+    Row("data.real.read_metadata", "IMG_ID", "image paths relative to the image folder (no absolute path, no '..' out of it)",
+        lambda: importlib.import_module("locdiff.data.real").read_metadata(
+            (Path("m.csv").write_text("img_id,lat,lon\n/etc/passwd,1,2\n"), "m.csv")[1]),
+        allowed="line 2: img_id='/etc/passwd'", named="img_id"),
+    Row("data.real.RealDataset.from_json", "path", "a JSON file holding one object of the documented fields",
+        lambda: importlib.import_module("locdiff.data.real").RealDataset.from_json(
+            (Path("spec.json").write_text("[1, 2]"), "spec.json")[1]), allowed="JSON object", named="spec.json"),
+    Row("data.real.RealDataset.from_json", "path", "a JSON file holding one object of the documented fields",
+        lambda: importlib.import_module("locdiff.data.real").RealDataset.from_json("nowhere.json"),
+        error=FileNotFoundError, allowed="not found", named="nowhere.json"),
+    Row("data.real.RealDataset.from_json", "backbone", "required: a non-empty string (folder or Hugging Face id)",
+        lambda: importlib.import_module("locdiff.data.real").RealDataset.from_json(
+            (Path("spec.json").write_text('{"name": "t", "train_csv": "a.csv", "train_images": "a", "eval_csvs": {}, '
+                                          '"eval_images": {}}'), "spec.json")[1]), allowed="missing field"),
+    Row("data.real.RealDataset.from_json", "train_csv", "a non-empty string (a path)",
+        lambda: importlib.import_module("locdiff.data.real").RealDataset.from_json(
+            (Path("spec.json").write_text('{"name": "t", "train_csv": 5, "train_images": "a", "eval_csvs": {}, '
+                                          '"eval_images": {}, "backbone": "./clip"}'), "spec.json")[1]),
+        allowed="non-empty string"),
+    Row("data.real.RealDataset.from_json", "eval_csvs", "a JSON object mapping each test split to a path",
+        lambda: importlib.import_module("locdiff.data.real").RealDataset.from_json(
+            (Path("spec.json").write_text('{"name": "t", "train_csv": "a.csv", "train_images": "a", "eval_csvs": '
+                                          '"t.csv", "eval_images": {}, "backbone": "./clip"}'), "spec.json")[1]),
+        allowed="JSON object mapping"),
+    Row("data.real.RealDataset.from_json", "val_images", "an integer >= 0 (not a string, bool or fraction)",
+        lambda: importlib.import_module("locdiff.data.real").RealDataset.from_json(
+            (Path("spec.json").write_text('{"name": "t", "train_csv": "a.csv", "train_images": "a", "eval_csvs": {}, '
+                                          '"eval_images": {}, "backbone": "./clip", "val_images": "abc"}'),
+             "spec.json")[1]), allowed=">= 0"),
+    Row("data.real.RealDataset.from_json", "seed", "an integer >= 0",
+        lambda: importlib.import_module("locdiff.data.real").RealDataset.from_json(
+            (Path("spec.json").write_text('{"name": "t", "train_csv": "a.csv", "train_images": "a", "eval_csvs": {}, '
+                                          '"eval_images": {}, "backbone": "./clip", "seed": -1}'), "spec.json")[1]),
+        allowed=">= 0"),
+    Row("data.bluemarble.cache_dir", "LOCDIFF_CACHE", "unset (<repo>/data/cache) or a writable folder (created)",
+        with_env("LOCDIFF_CACHE", "", lambda: importlib.import_module("locdiff.data.bluemarble").cache_dir()),
+        allowed="set but empty"),
+    Row("data.bluemarble.cache_dir", "LOCDIFF_CACHE", "unset (<repo>/data/cache) or a writable folder (created)",
+        with_env("LOCDIFF_CACHE", "f.txt", lambda: (Path("f.txt").write_text("x"),
+                                                    importlib.import_module("locdiff.data.bluemarble").cache_dir())),
+        allowed="is a file"),
+    Row("data.bluemarble.cache_dir", "LOCDIFF_CACHE", "unset (<repo>/data/cache) or a writable folder (created)",
+        with_env("LOCDIFF_CACHE", "f.txt/cache", lambda: (Path("f.txt").write_text("x"),
+                                                          importlib.import_module("locdiff.data.bluemarble").cache_dir())),
+        allowed="lies under the file"),
     # ---- command line (exit code 2, "locdiff <cmd>: error: ..." on stderr)
     Row("locdiff tile", "LAT", LAT, ("tile", "95", "0", "--out", "{tmp}/t.png"), allowed="[-90, 90]", named="lat"),
     Row("locdiff tile", "LON", LON, ("tile", "0", "nan", "--out", "{tmp}/t.png"), allowed="finite", named="lon"),
@@ -437,6 +559,17 @@ AUDIT: list[Row] = [
         named="dataset"),
     Row("locdiff train", "--profile", "smoke, cpu or gpu", ("train", "--profile", "laptop"), allowed="smoke, cpu, gpu",
         named="profile"),
+    Row("locdiff train", "--out", "a folder path (default: the profile's run folder)",
+        ("train", "--profile", "smoke", "--out", ""), allowed="must be a folder path"),
+    Row("locdiff train", "--out", "a folder path (default: the profile's run folder)",
+        ("train", "--profile", "smoke", "--out", "{weights}/config.json"), allowed="must be a folder"),
+    Row("locdiff train", "--overwrite", "not together with --resume",
+        ("train", "--profile", "smoke", "--resume", "--overwrite"), allowed="not allowed with"),
+    Row("locdiff predict", "--map", "a file path (PNG, PDF or SVG by its suffix)",
+        ("predict", "a.png", "--map", "{tmp}"), allowed="is a folder"),
+    Row("locdiff predict", "--map", "a file path (PNG, PDF or SVG by its suffix)",
+        ("predict", "a.png", "--map", ""), allowed="must be a file path"),
+    Row("locdiff tile", "--out", "a file path", ("tile", "0", "0", "--out", "{tmp}"), allowed="is a folder"),
     Row("locdiff train", "--resume", "only with a checkpoint in the run folder",
         ("train", "--profile", "smoke", "--out", "{tmp}/run", "--resume"), allowed="no checkpoint"),
     Row("locdiff evaluate", "--split", "train, val, test_iid, test_uniform or test_unseen",
@@ -458,6 +591,7 @@ NOT_AUDITED: dict[str, str] = {
     "evaluate.results_dir": "a folder under data/results for a profile name (any string)",
     "pipeline.PretrainedError": "the exception class of from_pretrained",
     "pipeline.shipped_weights": "no arguments",
+    "shdd.MemoryWarning": "the warning class of the memory estimates",
 }
 AUDITED_MODULES = ("geo", "shdd", "diffusion", "model", "evaluate", "pipeline")
 CLI_COMMANDS = ("predict", "tile", "train", "evaluate")
@@ -549,13 +683,21 @@ def test_python_api_rejects_bad_input(row: Row, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("row", CLI_ROWS)
-def test_cli_rejects_bad_input(row: Row, tmp_path, weights_dir):
+def test_cli_rejects_bad_input(row: Row, tmp_path, weights_dir, capsys, monkeypatch):
     """The subcommand exits with code 2 and ``locdiff <cmd>: error: ...`` naming the argument."""
+    from locdiff import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LOCDIFF_CACHE", str(tmp_path / "cache"))        # nothing is built in the repository
     args = [a.format(tmp=tmp_path, weights=weights_dir) for a in row.bad]
-    r = _cli(*args, cwd=tmp_path, timeout=300)
-    assert r.returncode == 2, f"exit {r.returncode}; stderr: {r.stderr[-1500:]}"
-    assert f"locdiff {row.bad[0]}: error: " in r.stderr, r.stderr[-1500:]
-    _check_message(row, r.stderr)
+    try:
+        code = cli.main(args)
+    except SystemExit as e:                                            # argparse's own errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2, f"exit {code}; stderr: {err[-1500:]}"
+    assert f"locdiff {row.bad[0]}: error: " in err, err[-1500:]
+    _check_message(row, err)
 
 
 def test_every_public_function_has_a_row():

@@ -84,11 +84,33 @@ def check_split(name: str) -> str:
 
 
 def cache_dir() -> Path:
-    """``$LOCDIFF_CACHE`` or ``<repo>/data/cache`` (created)."""
-    from ..plots import repo_root
+    """``$LOCDIFF_CACHE`` or, when it is not set, ``<repo>/data/cache`` (created).
 
-    d = Path(os.environ.get("LOCDIFF_CACHE") or repo_root() / "data" / "cache")
-    d.mkdir(parents=True, exist_ok=True)
+    ValueError naming LOCDIFF_CACHE when the variable is set but empty, or when the folder cannot be
+    used: it is a file, lies under a file, cannot be created, or is not writable.
+    """
+    raw = os.environ.get("LOCDIFF_CACHE")
+    if raw is not None and not raw.strip():
+        raise ValueError("LOCDIFF_CACHE is set but empty; set it to a writable folder for the caches, or unset it "
+                         "to use <repo>/data/cache")
+    if raw is not None:
+        d = Path(raw)
+    else:
+        from ..plots import repo_root         # (imports matplotlib: only when needed)
+
+        d = repo_root() / "data" / "cache"
+    where = f"LOCDIFF_CACHE={raw}" if raw is not None else f"the default cache folder {d} (LOCDIFF_CACHE is not set)"
+    fix = "set LOCDIFF_CACHE to a writable folder"
+    try:
+        blocker = next((p for p in (d, *d.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            what = "is a file" if blocker == d else f"lies under the file {blocker}"
+            raise ValueError(f"{where}: the cache folder {d} {what}, not a folder; {fix}")
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as err:                    # a name too long, a permission denied, a read-only file system
+        raise ValueError(f"{where}: cannot create the cache folder {d} ({err.strerror or err}); {fix}") from None
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise ValueError(f"{where}: the cache folder {d} is not writable; {fix}")
     return d
 
 
@@ -192,11 +214,17 @@ def load(settings: DataSettings, seed: int = 0, splits=SPLITS, progress: bool = 
         sums = {}
         for name, split in data.items():
             arrays = {f: getattr(split, f) for f in _FIELDS}
-            atomic_write(files[name], lambda tmp: np.savez_compressed(open(tmp, "wb"), **arrays))
+            atomic_write(files[name], lambda tmp: _savez(tmp, **arrays))
             sums[name] = sha256(files[name])
         meta = {"format": FORMAT_VERSION, "seed": int(seed), "settings": asdict(settings), "sha256": sums}
         atomic_write(manifest, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
         return {s: data[s] for s in splits}
+
+
+def _savez(path: str, **arrays: np.ndarray) -> None:
+    """np.savez_compressed into ``path``, the file closed (flushed) before it is renamed and hashed."""
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
 
 
 def _read(path: Path, name: str) -> Split:

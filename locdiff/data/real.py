@@ -6,6 +6,8 @@ The files are the field's usual ones, which the user has already downloaded (not
   ``image_id`` or ``id``: the image file's path relative to the image folder, e.g. MP16's
   ``9f/b4/6251223498.jpg``) and the photo's position in degrees (``LAT``/``lat``/``latitude``,
   ``LON``/``lon``/``longitude``); other columns (``AUTHOR``, the Places365 labels, ...) are ignored.
+  An id must stay inside the image folder: absolute paths and ids that climb out of it with ``..``
+  are refused (ValueError naming the column and the CSV lines); symbolic links are followed as is.
   ``mp16_places365.csv`` gives the training images, ``im2gps3k_places365.csv``,
   ``yfcc4k_places365.csv`` and ``yfcc25600_places365.csv`` the test images;
 - **image folders** holding those files (JPEG, PNG or anything else Pillow reads);
@@ -62,7 +64,7 @@ import re
 import warnings
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from functools import cache, cached_property
 from pathlib import Path
 
@@ -133,6 +135,8 @@ class RealDataset:
             raise ValueError(f"batch_size must be >= 1; got {self.batch_size}")
         if self.image_size is not None and int(self.image_size) < 1:
             raise ValueError(f"image_size must be None or >= 1; got {self.image_size}")
+        if int(self.seed) < 0:
+            raise ValueError(f"seed must be an integer >= 0; got {self.seed}")
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -148,20 +152,34 @@ class RealDataset:
     def from_json(cls, path) -> RealDataset:
         """Read a spec; relative paths are resolved against the JSON file's folder.
 
+        The file must hold one JSON object with the fields of ``RealDataset`` (name, train_csv,
+        train_images, eval_csvs, eval_images and backbone required); each is type-checked (strings,
+        an object of split -> path, integers >= their minimum, null where allowed; an integral number
+        such as 1e3 is read as an integer). ValueError naming the file and the field otherwise;
+        FileNotFoundError when there is no such file.
+
         ``backbone`` is resolved too when it starts with ``./``, ``../``, ``~`` or ``/`` or names an
         existing folder there; otherwise it is kept as a Hugging Face model id.
         """
         path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"{path} is a folder; the data set spec is a JSON file (see examples/real_dataset.json)")
+        if not path.is_file():
+            raise FileNotFoundError(f"data set spec not found: {path}")
         try:
             raw = json.loads(path.read_text())
+        except OSError as err:
+            raise ValueError(f"{path}: cannot be read ({err.strerror or err})") from None
         except ValueError as err:
             raise ValueError(f"{path}: not valid JSON ({err}); the spec takes no comments") from err
         if not isinstance(raw, dict):
-            raise ValueError(f"{path}: expected a JSON object with the fields {[f.name for f in fields(cls)]}")
+            raise ValueError(f"{path}: expected a JSON object with the fields {[f.name for f in fields(cls)]}; "
+                             f"got a JSON {type(raw).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ValueError(f"{path}: unknown field(s) {unknown}; the fields are {sorted(known)}")
+        raw = _check_spec_fields(raw, path)
         base = path.resolve().parent
         res = lambda p: str((base / Path(p).expanduser()).resolve())
         for k in ("train_csv", "train_images"):
@@ -174,8 +192,8 @@ class RealDataset:
             raw["backbone"] = res(raw["backbone"])
         try:
             return cls(**raw)
-        except TypeError as err:
-            raise ValueError(f"{path}: {err}") from err
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: {err}") from None
 
     def to_json(self, path) -> None:
         """Write the spec (atomically), paths relative to the JSON file's folder where possible."""
@@ -190,6 +208,43 @@ class RealDataset:
             b = rel(self.backbone)
             d["backbone"] = b if os.path.isabs(b) or b.startswith(".") else "./" + b
         atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(d, indent=2) + "\n"))
+
+
+#: The integer fields of a spec: (smallest value, whether null is allowed).
+_SPEC_INTS = {"val_images": (0, False), "max_train": (1, True), "batch_size": (1, False), "image_size": (1, True),
+              "seed": (0, False)}
+
+
+def _check_spec_fields(raw: dict, path: Path) -> dict:
+    """The fields of a spec read from JSON, type-checked (a copy; integral floats such as 1e3 become
+    ints). ValueError naming the file and the field for a missing field or a value of the wrong type."""
+    required = [f.name for f in fields(RealDataset) if f.default is MISSING and f.default_factory is MISSING]
+    missing = [k for k in required if k not in raw]
+    if missing:
+        optional = [f.name for f in fields(RealDataset) if f.name not in required]
+        raise ValueError(f"{path}: missing field(s) {missing}; required: {required}, optional: {optional}")
+    raw = dict(raw)
+
+    def bad(key: str, what: str):
+        shown = repr(raw[key])
+        raise ValueError(f"{path}: field {key} must be {what}; got {shown if len(shown) <= 80 else shown[:77] + '...'}")
+
+    for key in ("name", "train_csv", "train_images", "backbone"):
+        if not isinstance(raw[key], str) or not raw[key].strip():
+            bad(key, "a non-empty string")
+    for key in ("eval_csvs", "eval_images"):
+        value = raw[key]
+        if not isinstance(value, dict) or not all(isinstance(v, str) and v.strip() for v in value.values()):
+            bad(key, 'a JSON object mapping each test split to a path, e.g. {"im2gps3k": "im2gps3k/images"}')
+    for key, (low, nullable) in _SPEC_INTS.items():
+        if key not in raw or (raw[key] is None and nullable):
+            continue
+        value = raw[key]
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = raw[key] = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            bad(key, f"an integer >= {low}" + (" or null" if nullable else ""))
+    return raw
 
 
 def _looks_like_path(s: str, base: Path) -> bool:
@@ -220,9 +275,9 @@ def read_metadata(path) -> pd.DataFrame:
 
     Header names are matched case-insensitively (``IMG_ID``/``image_id``/``id``,
     ``LAT``/``latitude``, ``LON``/``lng``/``longitude``). Longitudes are wrapped into [-180, 180).
-    ValueError, naming the file, for a missing column, an empty id, or coordinates that are not
-    finite numbers or a latitude outside [-90, 90] (listing the first bad rows by CSV line); no row
-    is dropped.
+    ValueError, naming the file, for a missing column, an empty id, an id outside the image folder
+    (absolute, or climbing out with ``..``), or coordinates that are not finite numbers or a latitude
+    outside [-90, 90] (listing the first bad rows by CSV line); no row is dropped.
     """
     path = Path(path)
     if not path.is_file():
@@ -245,6 +300,10 @@ def read_metadata(path) -> pd.DataFrame:
     bad_id = (ids == "").to_numpy()
     if bad_id.any():
         problems.append(("an empty image id", np.flatnonzero(bad_id)))
+    outside = _outside_folder(ids)
+    if outside.any():
+        problems.append((f"an image id ({cols['id']}) outside the image folder: an absolute path or one that climbs "
+                         "out with '..' (ids are paths relative to the image folder)", np.flatnonzero(outside)))
     with np.errstate(invalid="ignore"):
         bad_xy = ~np.isfinite(lat) | ~np.isfinite(lon) | (lat < -90) | (lat > 90)
     if bad_xy.any():
@@ -259,6 +318,48 @@ def read_metadata(path) -> pd.DataFrame:
             lines.append(f"{len(rows)} row(s) with {what} ({show}{'; ...' if len(rows) > 5 else ''})")
         raise ValueError(f"{path}: " + "; ".join(lines) + ". Fix or remove these rows; nothing is dropped silently.")
     return pd.DataFrame({"id": ids.to_numpy(dtype=object), "lat": lat, "lon": np.asarray(geo.wrap_lon(lon))})
+
+
+_ABSOLUTE = re.compile(r"^([/\\]|[A-Za-z]:)")          # /x, \\x, C:x, C:/x (a Windows drive)
+
+
+def _is_outside(ident: str) -> bool:
+    """Whether the image id leads outside the image folder once joined to it: an absolute path (POSIX
+    or Windows) or one whose '..' climb above the folder ('a/../b.jpg' stays inside). Both '/' and '\\'
+    count as separators, so a spec means the same on every system. Symbolic links are not followed."""
+    s = str(ident)
+    if _ABSOLUTE.match(s) or os.path.isabs(s):
+        return True
+    depth = 0
+    for part in re.split(r"[/\\]", s):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return False
+
+
+def _outside_folder(ids: pd.Series) -> np.ndarray:
+    """Boolean mask of the ids that ``_is_outside`` refuses (only ids with '..' or a leading '/', '\\'
+    or drive letter are looked at one by one, so millions of plain ids cost one vectorized pass)."""
+    ids = ids.astype(str)
+    maybe = (ids.str.contains("..", regex=False) | ids.str[:1].isin(("/", "\\")) | (ids.str[1:2] == ":")
+             ).to_numpy(dtype=bool)
+    out = np.zeros(len(ids), bool)
+    for i in np.flatnonzero(maybe):
+        out[i] = _is_outside(ids.iloc[i])
+    return out
+
+
+def _image_path(folder, ident: str) -> Path:
+    """The file of image id ``ident`` in ``folder``; ValueError for an id that leads outside the folder
+    (``read_metadata`` refuses those already: this guards every place an id becomes a path)."""
+    if _is_outside(ident):
+        raise ValueError(f"image id {ident!r} points outside the image folder {folder}; ids are paths relative "
+                         "to the image folder")
+    return Path(folder) / ident
 
 
 # ----------------------------------------------------------------------------- images
@@ -740,7 +841,7 @@ class _SplitCache:
         out = np.zeros((hi - lo, b.dim), np.float32)
 
         def read(i: int):
-            im, st = _open(self.plan.folder / ids[i])
+            im, st = _open(_image_path(self.plan.folder, ids[i]))
             return (b.preprocess(im) if im is not None else None), st
 
         starts = list(range(0, hi - lo, bs))
@@ -811,6 +912,9 @@ def _assemble(ds: RealDataset, plan: _Plan, status: np.ndarray) -> RealSplit:
                       "positions and embeddings exclude the same rows", RuntimeWarning, stacklevel=3)
     suffix = np.array(("",) + SUFFIXES, dtype=object)[status[keep]]
     folder = str(plan.folder)
+    outside = _outside_folder(pd.Series(ids[keep], dtype=object))
+    if outside.any():
+        _image_path(folder, ids[keep][np.flatnonzero(outside)[0]])          # raises, naming the id
     paths = np.array([os.path.join(folder, i + s) for i, s in zip(ids[keep], suffix)], dtype=object)
     return RealSplit(plan.name, ids[keep], plan.frame["lat"].to_numpy()[keep], plan.frame["lon"].to_numpy()[keep],
                      paths, tuple(ids[~keep].tolist()))
