@@ -49,14 +49,26 @@ def _is_base(profile: Profile, changes: dict) -> bool:
     return all(getattr(profile.locdiff, k) == v for k, v in changes.items())
 
 
+def _stored_key(key_path) -> str | None:
+    """The settings key stored beside a results CSV; None when missing or unreadable (recompute)."""
+    try:
+        meta = json.loads(key_path.read_text())
+    except (OSError, ValueError):
+        return None
+    return meta.get("key") if isinstance(meta, dict) else None
+
+
 def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int = 1000) -> pd.DataFrame:
     """Train (or reuse) every variant, score it, write ``data/results/<profile>/ablations.csv`` (and
     beside it ``ablations.json``, the settings key: the CSV is reused only for the same settings)."""
     path = evaluate.results_dir(profile.tag) / "ablations.csv"
     key_path = path.with_suffix(".json")                  # the settings the CSV was computed with
     key = datasets.settings_key(profile, n_boot=n_boot)
-    if reuse and path.exists() and key_path.exists() and json.loads(key_path.read_text()).get("key") == key:
-        df = pd.read_csv(path)
+    if reuse and path.exists() and _stored_key(key_path) == key:
+        try:
+            df = pd.read_csv(path)
+        except (ValueError, OSError, UnicodeDecodeError):              # damaged: recompute
+            df = pd.DataFrame()
         if tuple(df.columns) == ABLATION_COLUMNS and set(df.group) >= {g for g, _, _ in trained_variants(profile)}:
             return df
     a = profile.ablations

@@ -19,7 +19,7 @@ from . import datasets, evaluate, experiment
 from .baselines import classification, generative, hybrid, regression, retrieval
 from .baselines.common import Context, Fitted, choose, load_context, val_score
 from .diffusion import LATENT_SCALE, predict as predict_from_latents
-from .io import atomic_write, cache_problem, sha256
+from .io import atomic_write, cache_problem, savez, sha256
 from .profiles import Profile
 
 METHODS = ("Classification", "Retrieval", "Regression", "Raw diffusion", "Flow matching", "LocDiff", "LocDiff-H")
@@ -117,7 +117,7 @@ def run(profile: Profile, methods=METHODS, splits=None, n_boot: int = 1000, reus
     tuning = pd.concat([f.tuning.assign(method=name) for name, f in fitted.items() if len(f.tuning)], ignore_index=True)
     atomic_write(tuning_csv, lambda tmp: tuning.to_csv(tmp, index=False))
     arrays = {"|".join((m, s, k)): v for (m, s), p in preds.items() for k, v in p.items()}
-    atomic_write(cache, lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+    atomic_write(cache, lambda tmp: savez(tmp, compressed=False, **arrays))
     atomic_write(manifest, lambda tmp: Path(tmp).write_text(json.dumps({"key": key, "sha256": {cache.name: sha256(cache)}})))
     return df, preds
 
@@ -151,3 +151,4 @@ def truths(profile: Profile, splits=None) -> dict:
 
 
 __all__ = ["METHODS", "GENERATIVE", "fit_all", "fit_locdiff", "lr_search", "run", "truths"]
+

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import geo
-from .io import atomic_write, cache_problem, sha256
+from .io import atomic_write, cache_problem, savez, sha256
 from .profiles import DataSettings, EncoderSettings
 
 FORMAT_VERSION = 1
@@ -246,11 +246,6 @@ def _key(data_settings: DataSettings, settings: EncoderSettings, seed: int) -> s
 
 
 
-def _savez(path: str, **arrays: np.ndarray) -> None:
-    """np.savez into ``path``, the file closed (flushed) before it is renamed and hashed."""
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
-
 
 def load_embeddings(data_settings: DataSettings, settings: EncoderSettings, seed: int = 0,
                     progress: bool = True) -> dict:
@@ -289,7 +284,7 @@ def load_embeddings(data_settings: DataSettings, settings: EncoderSettings, seed
                                  data["val"].tiles, data["val"].lat, data["val"].lon, settings, seed, progress)
     emb = {s: embed(cnn, data[s].tiles, progress=progress) for s in SPLITS}
     atomic_write(weights, lambda tmp: save_file({k: v.contiguous() for k, v in cnn.state_dict().items()}, tmp))
-    atomic_write(emb_path, lambda tmp: _savez(tmp, **emb))
+    atomic_write(emb_path, lambda tmp: savez(tmp, **emb))
     meta = {"format": FORMAT_VERSION, "config": asdict(settings), "data": asdict(data_settings), "seed": seed,
             "history": history.to_dict("records"),
             "sha256": {weights.name: sha256(weights), emb_path.name: sha256(emb_path)}}

@@ -51,6 +51,15 @@ def atomic_write(path, write: Callable[[str], None]) -> None:
             os.unlink(tmp)
 
 
+def savez(path, compressed: bool = True, **arrays) -> None:
+    """``np.savez(_compressed)`` into ``path`` exactly (no ``.npz`` appended), the file closed
+    (flushed) before the caller renames or hashes it; the writer for ``atomic_write``."""
+    import numpy as np
+
+    with open(path, "wb") as f:
+        (np.savez_compressed if compressed else np.savez)(f, **arrays)
+
+
 def cache_problem(manifest, files: dict, missing: str) -> tuple[str | None, dict]:
     """Why cached ``files`` cannot be used, checked against the SHA-256 sums in a JSON ``manifest``.
 

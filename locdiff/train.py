@@ -333,7 +333,7 @@ def check_run_folder(out_dir, model_config: dict, config: TrainConfig) -> None:
         return
     ways = "train into another folder (--out), or pass overwrite=True (--overwrite) to replace it"
     if not (ckpt / "config.json").exists():
-        what = (f"a 'checkpoint' entry that is not a locdiff checkpoint" if ckpt.exists()
+        what = ("a 'checkpoint' entry that is not a locdiff checkpoint" if ckpt.exists()
                 else "a training log (log.csv) from an earlier run")
         raise RunExistsError(f"{out_dir} already holds {what}; {ways}")
     try:

@@ -743,10 +743,10 @@ def test_names_argument_is_a_whole_word_match():
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--write"]:
+        from locdiff.io import atomic_write
+
         DOC.parent.mkdir(parents=True, exist_ok=True)
-        tmp = DOC.with_name(DOC.name + ".tmp")
-        tmp.write_text(render_table(), encoding="utf-8")
-        tmp.replace(DOC)
+        atomic_write(DOC, lambda tmp: Path(tmp).write_text(render_table(), encoding="utf-8"))
         print(f"wrote {DOC} ({len(AUDIT)} rows)", file=sys.stderr)
     else:
         sys.stdout.write(render_table())

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import torch
 
-from locdiff import cli, experiment, geo, io, pipeline, pretrained, profiles, shdd
+from locdiff import cli, experiment, io, pipeline, pretrained, profiles, shdd
 from locdiff.train import (CheckpointError, RunExistsError, TrainConfig, read_checkpoint_config, recover_checkpoint,
                            train)
 

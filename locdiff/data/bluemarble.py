@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .. import geo
-from ..io import atomic_write, cache_problem, sha256
+from ..io import atomic_write, cache_problem, savez, sha256
 from ..profiles import DataSettings
 from .cells import CellGrid
 from .places import load_places
@@ -94,7 +94,7 @@ def cache_dir() -> Path:
         raise ValueError("LOCDIFF_CACHE is set but empty; set it to a writable folder for the caches, or unset it "
                          "to use <repo>/data/cache")
     if raw is not None:
-        d = Path(raw)
+        d = Path(raw).expanduser()
     else:
         from ..plots import repo_root         # (imports matplotlib: only when needed)
 
@@ -214,17 +214,12 @@ def load(settings: DataSettings, seed: int = 0, splits=SPLITS, progress: bool = 
         sums = {}
         for name, split in data.items():
             arrays = {f: getattr(split, f) for f in _FIELDS}
-            atomic_write(files[name], lambda tmp: _savez(tmp, **arrays))
+            atomic_write(files[name], lambda tmp: savez(tmp, **arrays))
             sums[name] = sha256(files[name])
         meta = {"format": FORMAT_VERSION, "seed": int(seed), "settings": asdict(settings), "sha256": sums}
         atomic_write(manifest, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
         return {s: data[s] for s in splits}
 
-
-def _savez(path: str, **arrays: np.ndarray) -> None:
-    """np.savez_compressed into ``path``, the file closed (flushed) before it is renamed and hashed."""
-    with open(path, "wb") as f:
-        np.savez_compressed(f, **arrays)
 
 
 def _read(path: Path, name: str) -> Split:
