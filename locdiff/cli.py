@@ -51,11 +51,14 @@ def _out_file(text: str, flag: str) -> Path:
     if text.strip() == "":
         raise UserError(f"{flag} must be a file path; got {text!r}")
     path = Path(text)
-    if path.is_dir() or text.endswith(("/", "\\")):
-        raise UserError(f"{flag} {text} is a folder; {flag} must be a file path")
-    for parent in path.parents:
-        if parent.exists() and not parent.is_dir():
-            raise UserError(f"{flag} {text}: {parent} is a file, not a folder")
+    try:
+        if path.is_dir() or text.endswith(("/", "\\")):
+            raise UserError(f"{flag} {text} is a folder; {flag} must be a file path")
+        for parent in path.parents:
+            if parent.exists() and not parent.is_dir():
+                raise UserError(f"{flag} {text}: {parent} is a file, not a folder")
+    except OSError as e:                      # a name too long for the file system, a permission denied
+        raise UserError(f"{flag} {text!r} cannot be used as a file: {e.strerror or e}") from None
     return path
 
 
@@ -176,26 +179,50 @@ def _out_folder(text: str | None, flag: str = "--out") -> Path | None:
     if text.strip() == "":
         raise UserError(f"{flag} must be a folder path; got {text!r} (leave {flag} out for the default folder)")
     path = Path(text)
-    if path.exists() and not path.is_dir():
+    try:
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    except OSError as e:                      # a name too long for the file system, a permission denied
+        raise UserError(f"{flag} {text!r} cannot be used as a folder: {e.strerror or e}") from None
+    if blocker == path:
         raise UserError(f"{flag} {text} is a file; {flag} must be a folder")
+    if blocker is not None:
+        raise UserError(f"{flag} {text} lies under the file {blocker}; {flag} must be a folder")
     return path
+
+
+def _profile(args):
+    """The profile of ``--profile`` / ``--dataset``, the data set spec read and checked now (before
+    any data is built); empty values are refused rather than taken for the defaults."""
+    from . import datasets, profiles
+
+    for flag, value in (("--profile", args.profile), ("--dataset", args.dataset)):
+        if value is not None and value.strip() == "":
+            raise UserError(f"{flag} must not be empty; got {value!r} (leave {flag} out for the default)")
+    try:
+        P = profiles.get(args.profile, dataset=args.dataset)
+        datasets.real_spec(P)                 # a real data set's spec: parsed and validated here
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError(str(e)) from None
+    return P
 
 
 def cmd_train(args) -> int:
     from . import experiment, profiles
     from .io import DiskFullError, FolderBusyError
-    from .train import CheckpointError, RunExistsError, TrainingInterrupted, process_state, recover_checkpoint
+    from .train import (CheckpointError, RunExistsError, TrainingInterrupted, process_state, read_checkpoint_config,
+                        recover_checkpoint)
 
-    try:
-        P = profiles.get(args.profile, dataset=args.dataset)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    P = _profile(args)
     out = _out_folder(args.out)
     folder = out or experiment.checkpoint_dir(P)
     if args.resume:
         recover_checkpoint(folder / "checkpoint")
         if not (folder / "checkpoint").exists():
             raise UserError(f"--resume: no checkpoint in {folder}")
+        try:                                  # before building any data: the checkpoint must be usable
+            read_checkpoint_config(folder / "checkpoint")
+        except CheckpointError as e:
+            raise UserError(f"--resume: {e}") from None
     try:
         ld, log = experiment.fit(P, out_dir=folder, resume=args.resume, overwrite=args.overwrite)
     except RunExistsError as e:
@@ -216,8 +243,8 @@ def cmd_evaluate(args) -> int:
     from . import datasets, experiment, profiles
     from .train import read_checkpoint_config
 
+    P = _profile(args)
     try:
-        P = profiles.get(args.profile, dataset=args.dataset)
         if args.split not in datasets.split_names(P):
             raise ValueError(f"--split must be one of {', '.join(datasets.split_names(P))}; got {args.split!r}")
         path = Path(args.checkpoint)
@@ -226,13 +253,15 @@ def cmd_evaluate(args) -> int:
         saved = read_checkpoint_config(experiment.checkpoint_folder(path))
         # before building any data: a checkpoint of another profile would give numbers of a mismatched model
         experiment.check_profile(saved["model"], P, what=f"--checkpoint {path}")
+        ld = experiment.load(path)            # the weights load now, not after the embeddings are built
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
+    except OSError as e:                      # a name too long for the file system, a permission denied
+        raise UserError(f"--checkpoint {args.checkpoint!r} cannot be read: {e.strerror or e}") from None
     emb = datasets.embeddings(P)["embeddings"]
-    try:
-        ld = experiment.load(path, embed_dim=emb[args.split].shape[1])
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    if emb[args.split].shape[1] != ld.model.config.embed_dim:
+        raise UserError(f"--checkpoint {path} expects embeddings of size {ld.model.config.embed_dim}; the profile's "
+                        f"are {emb[args.split].shape[1]}")
     split = datasets.load(P, [args.split])[args.split]
     row = experiment.evaluate(ld, emb[args.split], split.lat, split.lon)
     print(json.dumps({"split": args.split, "images": len(split), **{k: round(v, 3) for k, v in row.items()}}, indent=1))

@@ -54,7 +54,9 @@ class LocDiff:
         else:
             raise ValueError(f"sampler must be 'ddim' or 'ddpm'; got {sampler!r}")
         self.model.eval()
-        gen = torch.Generator().manual_seed(seed)
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
+            raise ValueError(f"seed must be an integer in [0, 2^63); got {seed!r}")
+        gen = torch.Generator().manual_seed(int(seed))
         dev = next(self.model.parameters()).device          # the model's device; results come back to the CPU
         outs = [smp.sample(self.model, emb[i:i + batch].to(dev), n, gen, return_trajectory)
                 for i in range(0, len(emb), batch)]
@@ -282,15 +284,23 @@ def checkpoint_folder(path) -> Path:
 def load(path, embed_dim: int | None = None, L: int | None = None) -> LocDiff:
     """A trained LocDiff from a checkpoint folder (EMA weights). ``embed_dim`` / ``L``, when given,
     must match the checkpoint's."""
+    from .train import CheckpointError
+
     ckpt = checkpoint_folder(path)
     m = read_checkpoint_config(ckpt)["model"]
+    if not (isinstance(m.get("csunet"), dict) and isinstance(m.get("settings"), dict)
+            and isinstance(m["csunet"].get("embed_dim"), int) and isinstance(m["csunet"].get("L"), int)):
+        raise CheckpointError(f"checkpoint {ckpt} is not a LocDiff checkpoint (its config has no csunet and settings)")
     if embed_dim is not None and embed_dim != m["csunet"]["embed_dim"]:
         raise ValueError(f"embed_dim {embed_dim} differs from the checkpoint's {m['csunet']['embed_dim']}")
     if L is not None and L != m["csunet"]["L"]:
         raise ValueError(f"L = {L} differs from the checkpoint's L = {m['csunet']['L']}")
-    settings = LocDiffSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in m["settings"].items()})
-    ld = build(settings, m["csunet"]["embed_dim"])
-    load_weights(ld.model, ckpt, ema=True)
+    try:
+        settings = LocDiffSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in m["settings"].items()})
+        ld = build(settings, m["csunet"]["embed_dim"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {ckpt}: its LocDiff settings cannot be used ({e})") from None
+    load_weights(ld.model, ckpt, ema=True)                 # CheckpointError when the weights do not fit
     ld.model.eval()
     return ld
 

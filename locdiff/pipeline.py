@@ -46,7 +46,7 @@ from . import geo, shdd
 from .diffusion import LATENT_SCALE, _check_sampling
 from .encoders import TileCNN
 from .experiment import LocDiff, build
-from .io import sha256, write_folder
+from .io import DiskFullError, sha256, write_folder
 from .pretrained import FILES, FORMAT_VERSION, PretrainedError, config_sha256, validate, validate_locdiff
 
 
@@ -232,10 +232,12 @@ def _to_uint8_chw(img, index: int, size: int) -> torch.Tensor:
     return t.round().clamp(0, 255).to(torch.uint8)
 
 
-def _check_int(value, name: str, low: int) -> None:
-    """ValueError naming ``name`` unless value is an integer (not a bool) >= low."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+def _check_int(value, name: str, low: int, high: int | None = None) -> None:
+    """ValueError naming ``name`` unless value is an integer (not a bool) in [low, high]."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low or \
+            (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be an integer {allowed}; got {value!r}")
 
 
 def load_images(images, size: int) -> torch.Tensor:
@@ -245,6 +247,7 @@ def load_images(images, size: int) -> torch.Tensor:
         images = [images]
     if len(images) == 0:
         raise ValueError("images is empty; give at least one image")
+    _check_int(size, "size", 1, 4096)
     return torch.stack([_to_uint8_chw(im, i, size) for i, im in enumerate(images)])
 
 
@@ -285,9 +288,15 @@ class LocDiffPipeline:
         if not isinstance(path, (str, os.PathLike)) or str(path).strip() == "":
             raise PretrainedError(f"path must be a folder path (str or os.PathLike); got {path!r}")
         path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise PretrainedError(f"path {path} is a file; save_pretrained writes a folder")
-        if path.is_dir() and any(path.iterdir()) and not _is_pretrained_folder(path):
+        try:
+            blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+            occupied = path.is_dir() and any(path.iterdir()) and not _is_pretrained_folder(path)
+        except OSError as e:                                   # a name too long, a permission denied
+            raise PretrainedError(f"path {path} cannot be used: {e.strerror or e}") from None
+        if blocker is not None:
+            raise PretrainedError(f"path {path} is a file; save_pretrained writes a folder" if blocker == path else
+                                  f"path {path} lies under the file {blocker}; save_pretrained writes a folder")
+        if occupied:
             raise PretrainedError(f"path {path} is a non-empty folder that is not a pretrained LocDiff folder; "
                                   f"refusing to write into it (choose a new or empty folder)")
         cfg = {"format_version": FORMAT_VERSION, "tile_size": self.tile_size,
@@ -306,7 +315,12 @@ class LocDiffPipeline:
             validate(json.loads(json.dumps(cfg)))          # never write a folder that would not load
             (tmp / "config.json").write_text(json.dumps(cfg, indent=1))
 
-        return write_folder(path, write, FILES, what="pretrained weights")
+        try:
+            return write_folder(path, write, FILES, what="pretrained weights")
+        except DiskFullError:
+            raise
+        except OSError as e:                                   # e.g. a read-only folder: nothing was written
+            raise PretrainedError(f"cannot write the pretrained folder {path}: {e.strerror or e}") from None
 
     @classmethod
     def from_pretrained(cls, path=None, device=None) -> "LocDiffPipeline":
@@ -357,7 +371,7 @@ class LocDiffPipeline:
         """Validate the sampling arguments before any work; returns n (None: the model's default)."""
         n = self.locdiff.settings.samples if n is None else n
         _check_sampling(n, steps, 1.0 if guidance is None else guidance)
-        _check_int(seed, "seed", 0)
+        _check_int(seed, "seed", 0, 2 ** 63 - 1 - 10 ** 9)      # seed + image index seeds a torch generator
         _check_int(batch, "batch", 1)
         return n
 
@@ -366,7 +380,7 @@ class LocDiffPipeline:
         out = []
         for i in tqdm(range(0, len(emb), batch), desc="locating images", disable=not progress or len(emb) <= batch):
             out.append(self.locdiff.sample(emb[i:i + batch].to(self.device), n=n, steps=steps, guidance=guidance,
-                                           seed=seed + i).cpu())
+                                           seed=int(seed) + i).cpu())
         return torch.cat(out)
 
     def sample(self, images, n: int = 16, steps: int | None = None, guidance: float | None = None, seed: int = 0,

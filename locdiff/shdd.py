@@ -49,17 +49,32 @@ def _is_real(x) -> bool:
 
 
 def _positive_finite(x) -> bool:
-    return _is_real(x) and math.isfinite(x) and x > 0
+    if not _is_real(x):
+        return False
+    try:
+        v = float(x)                     # an int beyond float64 overflows: not finite
+    except OverflowError:
+        return False
+    return math.isfinite(v) and v > 0
 
 
-def _check_taper_width(taper_width) -> None:
-    if not _positive_finite(taper_width):
-        raise ValueError(f"taper_width must be a positive finite number (σ = taper_width·(L+1)); got {taper_width!r}")
+TAPER_WIDTHS = (1e-3, 1e3)     # taper_width range: σ² = (width·(L+1))² stays a normal float
+
+
+def _check_taper_width(taper_width, name: str = "taper_width") -> float:
+    lo, hi = TAPER_WIDTHS
+    if not _positive_finite(taper_width) or not lo <= float(taper_width) <= hi:
+        raise ValueError(f"{name} must be a positive finite number in [{lo:g}, {hi:g}] (σ = {name}·(L+1)); "
+                         f"got {taper_width!r}")
+    return float(taper_width)
+
+
+MAX_DEGREE = 10_000            # (L+1)² = 1e8 coefficients per point: far beyond any use here
 
 
 def _check_degree(L) -> int:
-    if isinstance(L, bool) or not isinstance(L, (int, np.integer)) or L < 0:
-        raise ValueError(f"L must be a non-negative integer (the maximum SH degree); got {L!r}")
+    if isinstance(L, (bool, np.bool_)) or not isinstance(L, (int, np.integer)) or not 0 <= L <= MAX_DEGREE:
+        raise ValueError(f"L must be a non-negative integer (the maximum SH degree) at most {MAX_DEGREE}; got {L!r}")
     return int(L)
 
 
@@ -88,7 +103,14 @@ def peak_value(L: int) -> float:
 def _as_coeffs(coeffs, name: str = "coeffs") -> tuple[torch.Tensor, int, bool]:
     """Coefficients as a 2-D floating tensor [N, D], the degree L, and whether the input was 1-D."""
     if not isinstance(coeffs, torch.Tensor):
-        arr = np.asarray(coeffs)
+        try:
+            arr = np.asarray(coeffs)
+        except (TypeError, ValueError):                       # ragged nested lists
+            raise ValueError(f"{name} must be numeric with shape [D] or [N, D] (SH coefficients)") from None
+        if arr.dtype.kind == "c" or arr.dtype.kind == "O" and any(isinstance(v, complex) for v in arr.reshape(-1)):
+            raise ValueError(f"{name} must be real (SH coefficients); got complex values")
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must be numeric (SH coefficients); got an array of {arr.dtype}")
         keep64 = arr.dtype == np.float64
         try:
             coeffs = torch.as_tensor(arr.astype(np.float64 if keep64 else np.float32, copy=False))
@@ -286,6 +308,8 @@ def encode(lat, lon, L: int, dtype: torch.dtype | None = None) -> torch.Tensor:
     if torch.is_grad_enabled() and (lat.requires_grad or lon.requires_grad):
         return _basis(z, s, phi, L).to(dtype)
     shape = z.shape
+    if z.numel() == 0:                                     # no points: an empty [..., (L+1)²]
+        return torch.empty(*shape, (L + 1) ** 2, dtype=dtype, device=device)
     z, s, phi = z.reshape(-1), s.reshape(-1), phi.reshape(-1)
     if device.type == "cpu" and dtype in (torch.float32, torch.float64) and sh_cpu.available():
         T = _tables(L, "cpu", torch.float64)
@@ -490,6 +514,8 @@ class Grid:
         L = degree_of(coeffs.shape[-1])
         if L != self.L:
             raise ValueError(f"coeffs must have degree L = {self.L} for this grid; got L = {L}")
+        if coeffs.shape[0] == 0:                               # an empty batch (the FFT refuses it)
+            return torch.empty(0, self.nlat, self.nlon, dtype=self.dtype, device=self.device)
         gc, gs = _order_sums(coeffs.to(self.device), self.P, L)
         spec = (torch.complex(gc, -gs) * self._phase).contiguous()
         if out is not None:
@@ -662,8 +688,7 @@ def taper_weights(L: int, taper: str | None = "gauss", width: float = 0.35) -> t
     An isotropic filter leaves the mode of a single point's field exactly at the point.
     """
     L = _check_degree(L)
-    if not _positive_finite(width):
-        raise ValueError(f"width must be a positive finite number; got {width!r}")
+    width = _check_taper_width(width, "width")
     l = torch.arange(L + 1, dtype=torch.float64).repeat_interleave(torch.arange(L + 1) * 2 + 1)
     if taper is None or taper == "none":
         return torch.ones_like(l)
@@ -881,6 +906,9 @@ def density(coeffs, *, method: str = "softmax", temperature: float = 0.1, oversa
     if not _positive_finite(eps):
         raise ValueError(f"eps must be a positive finite number; got {eps!r}")
     coeffs, L, single = _as_coeffs(coeffs)
+    out_dtype = coeffs.dtype
+    if coeffs.dtype in (torch.float16, torch.bfloat16):   # the FFT has no half-precision path here
+        coeffs = coeffs.float()
     G = grid(L, oversample, device=coeffs.device, dtype=coeffs.dtype)
     f = G.synthesize(coeffs) / peak_value(L)
     logw = torch.log(G.weights.to(coeffs.dtype))
@@ -891,6 +919,7 @@ def density(coeffs, *, method: str = "softmax", temperature: float = 0.1, oversa
     else:
         u = f.clamp_min(0) + eps
         p = u / (u * logw.exp()).flatten(1).sum(1)[:, None, None]
+    p = p.to(out_dtype)
     return (p[0] if single else p), G
 
 

@@ -233,10 +233,15 @@ def read_checkpoint_config(path, verify: bool = True, recover: bool = True) -> d
 
 def load_weights(model: torch.nn.Module, path, ema: bool = True) -> torch.nn.Module:
     """Load a checkpoint's (EMA) weights into ``model`` (safetensors only, checksums verified)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     read_checkpoint_config(path)
-    model.load_state_dict(load_file(str(Path(path) / ("ema.safetensors" if ema else "model.safetensors"))))
+    name = "ema.safetensors" if ema else "model.safetensors"
+    try:
+        model.load_state_dict(load_file(str(Path(path) / name)))
+    except (SafetensorError, RuntimeError, OSError) as e:       # weights of another network, or not safetensors
+        raise CheckpointError(f"checkpoint {path}: {name} does not fit this model ({str(e).splitlines()[0]})") from None
     return model
 
 
