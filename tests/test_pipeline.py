@@ -137,30 +137,43 @@ def test_cli_tile_then_predict_json_with_shipped_weights(tmp_path):
     assert all(-90 <= p["lat"] <= 90 and -180 <= p["lon"] < 180 for p in out[0]["predictions"])
 
 
-def test_cli_errors_exit_non_zero_with_messages(tmp_path, tiny):
+def _main(capsys, *args) -> tuple[int, str, str]:
+    """``locdiff`` in this process (``cli.main``): (exit code, stdout, stderr)."""
+    from locdiff import cli
+
+    try:
+        code = cli.main([str(a) for a in args])
+    except SystemExit as e:                   # argparse: --help, or its own errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_errors_exit_non_zero_with_messages(tmp_path, tiny, capsys, monkeypatch):
     weights = tiny.save_pretrained(tmp_path / "w")
-    r = _cli("predict", tmp_path / "missing.png", "--weights", weights, cwd=tmp_path)
-    assert r.returncode == 2 and "no such file" in r.stderr
+    r = _cli("predict", tmp_path / "missing.png", "--weights", weights, cwd=tmp_path)   # the console script itself
+    assert r.returncode == 2 and "no such file" in r.stderr and "Traceback" not in r.stderr
+    monkeypatch.chdir(tmp_path)                                   # the rest in-process: the same main()
     (tmp_path / "x.txt").write_text("hello")
-    r = _cli("predict", tmp_path / "x.txt", "--weights", weights, cwd=tmp_path)
-    assert r.returncode == 2 and "not an image file" in r.stderr
-    r = _cli("predict", tmp_path / "x.txt", "--weights", tmp_path / "nowhere", cwd=tmp_path)
-    assert r.returncode == 2 and "not a folder of pretrained" in r.stderr
-    r = _cli("tile", 95, 0, cwd=tmp_path)
-    assert r.returncode == 2 and "lat" in r.stderr and "[-90, 90]" in r.stderr
-    r = _cli("predict", "a.png", "--top-k", 0, cwd=tmp_path)
-    assert r.returncode == 2 and "--top-k must be an integer >= 1" in r.stderr
+    code, _, err = _main(capsys, "predict", tmp_path / "x.txt", "--weights", weights)
+    assert code == 2 and "not an image file" in err
+    code, _, err = _main(capsys, "predict", tmp_path / "x.txt", "--weights", tmp_path / "nowhere")
+    assert code == 2 and "not a folder of pretrained" in err
+    code, _, err = _main(capsys, "tile", 95, 0)
+    assert code == 2 and "lat" in err and "[-90, 90]" in err
+    code, _, err = _main(capsys, "predict", "a.png", "--top-k", 0)
+    assert code == 2 and "--top-k must be an integer >= 1" in err
     for sub in ("predict", "tile", "train", "evaluate"):
-        r = _cli(sub, "--help", cwd=tmp_path)
-        assert r.returncode == 0 and "usage: locdiff" in r.stdout
-    r = _cli("train", "--profile", "laptop", cwd=tmp_path)
-    assert r.returncode == 2 and "profile must be one of" in r.stderr
+        code, out, _ = _main(capsys, sub, "--help")
+        assert code == 0 and "usage: locdiff" in out
+    code, _, err = _main(capsys, "train", "--profile", "laptop")
+    assert code == 2 and "profile must be one of" in err
     big = tmp_path / "big.png"
     Image.fromarray(_tiles(1, size=64)[0]).save(big)
-    r = _cli("predict", big, "--weights", weights, "--top-k", 2, "--samples", 2, cwd=tmp_path)
-    assert r.returncode == 0 and "resized" in r.stderr
-    r = _cli("evaluate", "--checkpoint", tmp_path / "nowhere", "--split", "val", cwd=tmp_path)
-    assert r.returncode == 2 and "not a checkpoint folder" in r.stderr
+    code, _, err = _main(capsys, "predict", big, "--weights", weights, "--top-k", 2, "--samples", 2)
+    assert code == 0 and "resized" in err
+    code, _, err = _main(capsys, "evaluate", "--checkpoint", tmp_path / "nowhere", "--split", "val")
+    assert code == 2 and "not a checkpoint folder" in err
 
 
 def test_cli_train_then_evaluate_smoke(tmp_path):
