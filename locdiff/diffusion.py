@@ -58,9 +58,9 @@ class DiffusionConfig:
             raise ValueError(f"loss must be one of {LOSSES}; got {self.loss!r}")
         if not (_is_real(self.p_uncond) and 0 <= self.p_uncond < 1):
             raise ValueError(f"p_uncond must lie in [0, 1); got {self.p_uncond!r}")
-        if not (_is_real(self.kl_weight) and math.isfinite(self.kl_weight) and self.kl_weight >= 0):
+        if not (_is_finite_real(self.kl_weight) and self.kl_weight >= 0):
             raise ValueError(f"kl_weight must be a finite number >= 0; got {self.kl_weight!r}")
-        if not (_is_real(self.kl_temperature) and math.isfinite(self.kl_temperature) and self.kl_temperature > 0):
+        if not (_is_finite_real(self.kl_temperature) and self.kl_temperature > 0):
             raise ValueError(f"kl_temperature must be a positive finite number; got {self.kl_temperature!r}")
 
 
@@ -74,11 +74,20 @@ def _is_real(x) -> bool:
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
 
 
+def _is_finite_real(x) -> bool:
+    """A real number (not a bool) that is finite as a float (an int beyond the float range is not)."""
+    try:
+        return _is_real(x) and math.isfinite(x)
+    except OverflowError:
+        return False
+
+
 def alpha_bar(T: int, schedule: str = "cosine") -> torch.Tensor:
     """ᾱ_t for t = 0..T-1 (float64), decreasing from ≈1 to ≈0.
 
     cosine: ᾱ(t) = f(t)/f(0), f(t) = cos²(((t+1)/T + s)/(1 + s) · π/2), s = 0.008, with
-    β_t = 1 - ᾱ_t/ᾱ_{t-1} clipped to 0.999; linear: β_t from 1e-4 to 0.02 (scaled by 1000/T).
+    β_t = 1 - ᾱ_t/ᾱ_{t-1} clipped to 0.999; linear: β_t from 1e-4 to 0.02 (scaled by 1000/T, clipped to
+    0.999 so that short schedules, T <= 20, keep ᾱ_t > 0).
     """
     if not _is_int(T) or T < 1:
         raise ValueError(f"T must be an integer >= 1 (diffusion steps); got {T!r}")
@@ -89,7 +98,7 @@ def alpha_bar(T: int, schedule: str = "cosine") -> torch.Tensor:
         betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
     elif schedule == "linear":
         scale = 1000.0 / T
-        betas = torch.linspace(scale * 1e-4, scale * 0.02, T, dtype=torch.float64)
+        betas = torch.linspace(scale * 1e-4, scale * 0.02, T, dtype=torch.float64).clamp(max=0.999)  # T <= 20
     else:
         raise ValueError(f"schedule must be 'cosine' or 'linear'; got {schedule!r}")
     return torch.cumprod(1 - betas, 0)
@@ -182,7 +191,7 @@ def _check_sampling(n: int, steps: int | None, guidance: float) -> None:
         raise ValueError(f"n (samples per image) must be an integer >= 1; got {n!r}")
     if steps is not None and (not _is_int(steps) or steps < 1):
         raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
-    if not (_is_real(guidance) and math.isfinite(guidance) and guidance >= 0):
+    if not (_is_finite_real(guidance) and guidance >= 0):
         raise ValueError(f"guidance must be a finite number >= 0 (1 = conditional, 0 = unconditional); got {guidance!r}")
 
 
@@ -196,6 +205,14 @@ def _check_emb(model, emb) -> None:
         raise ValueError(f"emb must have shape [B, {want}] (the model's embedding size); got {tuple(emb.shape)}")
 
 
+def _check_finite_samples(x: torch.Tensor, guidance: float) -> None:
+    """ValueError when the reverse process diverged (NaN or inf samples), e.g. for a guidance scale so large
+    that the guided prediction overflows."""
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"guidance must be a finite number >= 0 small enough for the guided prediction to stay "
+                         f"finite; got {guidance!r}, and the samples hold NaN or inf (or the model's weights do)")
+
+
 def _guided(model, diffusion: Diffusion, x: torch.Tensor, t: torch.Tensor, emb: torch.Tensor, guidance: float):
     """(x̂0, ε̂) with classifier-free guidance applied to the network output."""
     if guidance == 1.0:
@@ -205,7 +222,10 @@ def _guided(model, diffusion: Diffusion, x: torch.Tensor, t: torch.Tensor, emb: 
                      drop_cond=torch.cat([torch.zeros(len(x), dtype=torch.bool, device=x.device),
                                           torch.ones(len(x), dtype=torch.bool, device=x.device)]))
         cond, uncond = both.chunk(2)
-        pred = uncond + guidance * (cond - uncond)
+        pred = uncond + float(guidance) * (cond - uncond)
+        if not bool(torch.isfinite(pred).all()):
+            raise ValueError(f"guidance must be a finite number >= 0 small enough for the guided prediction "
+                             f"uncond + guidance·(cond - uncond) to stay finite; got {guidance!r}")
     return diffusion.split(pred.float(), x, t)
 
 
@@ -244,6 +264,7 @@ class DDIMSampler:
             if self.eta > 0 and i + 1 < len(ts):
                 x = x + sigma * torch.randn(x.shape, generator=generator, device="cpu").to(dev)
         out = x.reshape(B, n, D)
+        _check_finite_samples(out, self.guidance)
         return (out, torch.stack(traj)) if return_trajectory else out
 
 
@@ -280,6 +301,7 @@ class DDPMSampler:
             else:
                 x = mean
         out = x.reshape(B, n, D)
+        _check_finite_samples(out, self.guidance)
         return (out, torch.stack(traj)) if return_trajectory else out
 
 
@@ -291,9 +313,13 @@ def predict(samples: torch.Tensor, k: int = 1):
     most samples agree (a vote that keeps sub-grid precision). Also decodes every sample.
     Returns (pred_lat [B, k], pred_lon [B, k], sample_lat [B, n], sample_lon [B, n]), degrees.
     """
-    if not isinstance(samples, torch.Tensor) or samples.ndim != 3:
+    if not isinstance(samples, torch.Tensor) or samples.ndim != 3 or samples.shape[1] < 1:
         got = tuple(samples.shape) if hasattr(samples, "shape") else type(samples).__name__
-        raise ValueError(f"samples must be a tensor of shape [B, n, D] (n latent samples per image); got {got}")
+        raise ValueError(f"samples must be a tensor of shape [B, n, D] (n >= 1 latent samples per image); got {got}")
+    if samples.is_complex():
+        raise ValueError(f"samples must hold real numbers; got a complex tensor ({samples.dtype})")
+    if not samples.is_floating_point():
+        samples = samples.double()
     B, n, D = samples.shape
     plat, plon, _ = shdd.decode(samples.mean(1) / LATENT_SCALE, k=k)
     slat, slon, _ = shdd.decode(samples.reshape(B * n, D) / LATENT_SCALE)

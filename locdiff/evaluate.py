@@ -22,6 +22,8 @@ written atomically under ``data/results/<profile>/``.
 """
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +54,7 @@ def bootstrap_intervals(d_km, n_boot: int = 1000, level: float = 0.95, seed: int
     value is the metric on the full sample; (low, high) the percentile bootstrap interval at
     ``level`` from ``n_boot`` resamples of the images.
     """
-    d = np.asarray(d_km, dtype=np.float64)
+    d = _float_array(d_km, "d_km")
     if d.ndim != 1 or d.size == 0:
         raise ValueError(f"d_km must be a non-empty 1-D array of distances; got shape {d.shape}")
     if not np.isfinite(d).all() or (d < 0).any():
@@ -61,6 +63,7 @@ def bootstrap_intervals(d_km, n_boot: int = 1000, level: float = 0.95, seed: int
         raise ValueError(f"level must lie in (0, 1); got {level!r}")
     if not _is_int(n_boot) or n_boot < 10:
         raise ValueError(f"n_boot must be an integer >= 10; got {n_boot!r}")
+    _check_seed(seed)
     full = _metrics_of_resamples(d[None])
     rng = np.random.default_rng(seed)
     boot: dict[str, list] = {k: [] for k in full}
@@ -74,6 +77,27 @@ def bootstrap_intervals(d_km, n_boot: int = 1000, level: float = 0.95, seed: int
 
 def _is_int(x) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _check_seed(seed) -> None:
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0; got {seed!r}")
+
+
+def _float_array(x, name: str) -> np.ndarray:
+    """x (numbers, arrays or tensors of any dtype and device) as a float64 numpy array; ValueError naming
+    ``name`` for strings, complex values and other non-numbers (geo's rules)."""
+    x = geo._as_float(x, name)
+    return geo._numpy64(x)
+
+
+def _points(lat, lon, lat_name: str, lon_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validated points as 1-D float64 arrays [N] (latitude checked, longitude wrapped, broadcast)."""
+    lat, lon = geo.validate_latlon(lat, lon, lat_name, lon_name)
+    lat, lon = geo._numpy64(lat), geo._numpy64(lon)
+    if lat.ndim != 1:
+        raise ValueError(f"{lat_name} and {lon_name} must be 1-D arrays [N] of degrees; got shape {lat.shape}")
+    return lat, lon
 
 
 def _is_real(x) -> bool:
@@ -92,8 +116,8 @@ def precision_recall(real_lat, real_lon, gen_lat, gen_lon, k: int = 3) -> tuple[
     """Kynkäänniemi et al. (2019) precision and recall (%) of generated vs real locations (km)."""
     if not _is_int(k) or k < 1:
         raise ValueError(f"k must be an integer >= 1 (the neighbour that sets each point's radius); got {k!r}")
-    geo.validate_latlon(real_lat, real_lon, "real_lat", "real_lon")
-    geo.validate_latlon(gen_lat, gen_lon, "gen_lat", "gen_lon")
+    real_lat, real_lon = _points(real_lat, real_lon, "real_lat", "real_lon")
+    gen_lat, gen_lon = _points(gen_lat, gen_lon, "gen_lat", "gen_lon")
     if len(real_lat) <= k or len(gen_lat) <= k:
         raise ValueError(f"precision/recall with k = {k} needs more than {k} real and generated points")
     rr = _pairwise_km(real_lat, real_lon, real_lat, real_lon)
@@ -108,14 +132,13 @@ def precision_recall(real_lat, real_lon, gen_lat, gen_lon, k: int = 3) -> tuple[
 
 def generative_metrics(sample_lat, sample_lon, lat, lon, radius_km: float = 200.0, k: int = 3) -> dict:
     """coverage@200km, precision, recall (%) from samples [B, n] (degrees) and truths [B]."""
-    if not (_is_real(radius_km) and np.isfinite(radius_km) and radius_km > 0):
-        raise ValueError(f"radius_km must be a positive finite number (km); got {radius_km!r}")
-    slat, slon = np.asarray(sample_lat, np.float64), np.asarray(sample_lon, np.float64)
-    lat, lon = np.asarray(lat, np.float64), np.asarray(lon, np.float64)
-    if slat.ndim != 2 or slat.shape != slon.shape or slat.shape[0] != lat.shape[0]:
-        raise ValueError(f"sample_lat/sample_lon must have shape [B, n] with B = len(lat) = {lat.shape[0]}; "
-                         f"got {slat.shape} and {slon.shape}")
-    geo.validate_latlon(slat, slon, "sample_lat", "sample_lon")
+    geo._check_radius(radius_km)
+    lat, lon = _points(lat, lon, "lat", "lon")
+    slat, slon = _float_array(sample_lat, "sample_lat"), _float_array(sample_lon, "sample_lon")
+    if slat.ndim != 2 or slat.shape != slon.shape or slat.shape[0] != lat.shape[0] or slat.shape[1] < 1:
+        raise ValueError(f"sample_lat/sample_lon must have shape [B, n] with B = len(lat) = {lat.shape[0]} and "
+                         f"n >= 1; got {slat.shape} and {slon.shape}")
+    slat, slon = (geo._numpy64(v) for v in geo.validate_latlon(slat, slon, "sample_lat", "sample_lon"))
     d = geo.distance_km(np.repeat(lat, slat.shape[1]), np.repeat(lon, slat.shape[1]), slat.ravel(), slon.ravel())
     coverage = 100.0 * float((d.reshape(slat.shape) <= radius_km).any(1).mean())
     precision, recall = precision_recall(lat, lon, slat[:, 0], slon[:, 0], k)
@@ -127,8 +150,13 @@ def result_rows(profile: str, method: str, split: str, lat, lon, pred_lat, pred_
                 sample_lat=None, sample_lon=None, n_boot: int = 1000, seed: int = 0) -> list[dict]:
     """Rows of the results table for one method on one split (point metrics with intervals, plus
     the generative measures when samples are given; those carry no interval)."""
-    geo.validate_latlon(lat, lon)
-    geo.validate_latlon(pred_lat, pred_lon, "pred_lat", "pred_lon")
+    for name, v in (("profile", profile), ("method", method), ("split", split)):
+        if not isinstance(v, str) or v.strip() == "":
+            raise ValueError(f"{name} must be a non-empty string (it keys the results table); got {v!r}")
+    lat, lon = _points(lat, lon, "lat", "lon")
+    pred_lat, pred_lon = _points(pred_lat, pred_lon, "pred_lat", "pred_lon")
+    if pred_lat.shape != lat.shape:
+        raise ValueError(f"pred_lat/pred_lon must have the shape of lat/lon, {lat.shape}; got {pred_lat.shape}")
     d = geo.distance_km(lat, lon, pred_lat, pred_lon)
     base = dict(profile=profile, method=method, split=split, n_images=len(d),
                 train_seconds=train_seconds, predict_seconds=predict_seconds)
@@ -142,8 +170,13 @@ def result_rows(profile: str, method: str, split: str, lat, lon, pred_lat, pred_
 
 def check_results(df: pd.DataFrame) -> pd.DataFrame:
     """The table with its schema checked: exactly ``RESULT_COLUMNS``, known metrics, finite values."""
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"results must be a pandas DataFrame with columns {RESULT_COLUMNS}; got {type(df).__name__}")
     if tuple(df.columns) != RESULT_COLUMNS:
         raise ValueError(f"results must have columns {RESULT_COLUMNS}; got {tuple(df.columns)}")
+    keys = df[["profile", "method", "split"]]
+    if bool(keys.isna().any().any()) or bool(keys.astype(str).apply(lambda c: c.str.strip() == "").any().any()):
+        raise ValueError("results hold a row with a missing or empty profile, method or split")
     unknown = set(df["metric"]) - set(POINT_METRICS) - set(GENERATIVE_METRICS)
     if unknown:
         raise ValueError(f"unknown metrics in results: {sorted(unknown)}")
@@ -165,14 +198,48 @@ def results_dir(profile_name: str) -> Path:
 
 def write_results(rows, path) -> pd.DataFrame:
     """Check and write the results table atomically as CSV; returns it."""
-    df = check_results(pd.DataFrame(list(rows) if not isinstance(rows, pd.DataFrame) else rows,
-                                    columns=list(RESULT_COLUMNS)))
-    atomic_write(Path(path), lambda tmp: df.to_csv(tmp, index=False))
+    if isinstance(rows, pd.DataFrame):
+        df = check_results(rows)
+    else:
+        try:
+            df = pd.DataFrame(list(rows), columns=list(RESULT_COLUMNS))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"results must be rows (dicts with the keys {RESULT_COLUMNS}) or a DataFrame; "
+                             f"got {type(rows).__name__} ({e})") from None
+        df = check_results(df)
+    path = _results_path(path)
+    try:
+        if path.is_dir():
+            raise ValueError(f"path must be a CSV file path, not a folder; got {str(path)!r}")
+        if not path.parent.is_dir():
+            if path.parent.exists():
+                raise ValueError(f"path {str(path)!r}: {str(path.parent)!r} is not a folder")
+            raise FileNotFoundError(f"path {str(path)!r}: no such folder {str(path.parent)!r}")
+        atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            raise ValueError(f"path must be a file path the file system accepts; got a name too long: "
+                             f"{str(path)[:80]!r}...") from None
+        raise
     return df
+
+
+def _results_path(path) -> Path:
+    if not isinstance(path, (str, os.PathLike)) or str(path).strip() == "":
+        raise ValueError(f"path must be a non-empty file path (str or os.PathLike); got {path!r}")
+    return Path(path)
 
 
 def read_results(path) -> pd.DataFrame:
     """A results CSV, schema checked."""
+    path = _results_path(path)
+    try:
+        if not path.is_file():
+            raise FileNotFoundError(f"no results file {str(path)!r}" + (" (it is a folder)" if path.is_dir() else ""))
+    except OSError as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise FileNotFoundError(f"no results file {str(path)!r} ({e.strerror})") from None
     return check_results(pd.read_csv(path))
 
 

@@ -11,6 +11,7 @@ and answers in the same kind: numpy in, numpy out; tensor in, tensor out (same d
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Sequence, Union
 
 import numpy as np
@@ -28,11 +29,35 @@ GEOSCORE_SCALE_KM = 1492.7
 def _as_float(x, name: str) -> Array:
     """Numpy float64 array for non-tensors; tensors pass through (floating point required)."""
     if isinstance(x, torch.Tensor):
+        if x.is_complex():
+            raise ValueError(f"{name} must be numeric (degrees) and real; got a complex tensor ({x.dtype})")
         return x if x.is_floating_point() else x.double()
+    if isinstance(x, (str, bytes)):
+        raise ValueError(f"{name} must be numeric (degrees), not a string; got {x!r}")
     try:
-        return np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as err:
+        a = np.asarray(x)
+        strings = a.dtype.kind in "USV" or (a.dtype.kind == "O" and any(isinstance(v, (str, bytes))
+                                                                         for v in a.reshape(-1)))
+        if strings or a.dtype.kind in "Mm":
+            raise TypeError(f"an array of {a.dtype}")
+        if a.dtype.kind == "c" or (a.dtype.kind == "O" and any(isinstance(v, complex) for v in a.reshape(-1))):
+            raise ValueError(f"{name} must be numeric (degrees) and real; got complex values")
+        return a.astype(np.float64, copy=False)
+    except OverflowError:
+        raise ValueError(f"{name} must be finite numbers (degrees); got a number beyond the float range") from None
+    except ValueError as err:
+        if str(err).startswith(name + " must"):
+            raise
         raise ValueError(f"{name} must be numeric (degrees); got {type(x).__name__}") from err
+    except TypeError as err:
+        raise ValueError(f"{name} must be numeric (degrees); got {type(x).__name__}") from err
+
+
+def _numpy64(x) -> np.ndarray:
+    """A float64 numpy array of an already validated array or tensor (any dtype or device)."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to("cpu", torch.float64).numpy()
+    return np.asarray(x, dtype=np.float64)
 
 
 def _lib(x: Array):
@@ -92,11 +117,12 @@ def validate_latlon(lat, lon, lat_name: str = "lat", lon_name: str = "lon"):
 
 def _check_radius(radius_km) -> float:
     """The sphere's radius as a float, checked to be a positive finite number of km."""
+    real = isinstance(radius_km, numbers.Real) and not isinstance(radius_km, (bool, np.bool_))
     try:
-        r = float(radius_km)
-    except (TypeError, ValueError):
-        r = math.nan
-    if isinstance(radius_km, bool) or not (r > 0 and math.isfinite(r)):
+        r = float(radius_km) if real else math.nan
+    except OverflowError:                                       # an int too large for a float
+        r = math.inf
+    if not (r > 0 and math.isfinite(r)):
         raise ValueError(f"radius_km must be a positive finite number (km); got {radius_km!r}")
     return r
 
@@ -121,7 +147,7 @@ def xyz_to_latlon(xyz):
     """
     xyz = _as_float(xyz, "xyz")
     check_finite(xyz, "xyz")
-    if xyz.shape[-1] != 3:
+    if xyz.ndim == 0 or xyz.shape[-1] != 3:
         raise ValueError(f"xyz must have a last dimension of size 3; got shape {tuple(xyz.shape)}")
     xp = _lib(xyz)
     x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
@@ -187,9 +213,15 @@ def destination(lat, lon, bearing_deg, distance_km, radius_km: float = EARTH_RAD
     bearing, dist = _as_float(bearing_deg, "bearing_deg"), _as_float(distance_km, "distance_km")
     check_finite(bearing, "bearing_deg", "be in degrees (clockwise from north)")
     check_finite(dist, "distance_km", "be in km (negative goes backwards)")
-    p1, l1 = np.radians(np.asarray(lat, float)), np.radians(np.asarray(lon, float))
-    b = np.radians(np.asarray(bearing, float))
-    d = np.asarray(dist, float) / _check_radius(radius_km)
+    lat, lon, bearing, dist = (_numpy64(v) for v in (lat, lon, bearing, dist))
+    try:
+        lat, lon, bearing, dist = np.broadcast_arrays(lat, lon, bearing, dist)
+    except ValueError:
+        raise ValueError(f"lat, lon, bearing_deg and distance_km must have shapes that broadcast together; got "
+                         f"{lat.shape}, {lon.shape}, {bearing.shape} and {dist.shape}") from None
+    p1, l1 = np.radians(lat), np.radians(lon)
+    b = np.radians(bearing)
+    d = dist / _check_radius(radius_km)
     p2 = np.arcsin(np.clip(np.sin(p1) * np.cos(d) + np.cos(p1) * np.sin(d) * np.cos(b), -1.0, 1.0))
     l2 = l1 + np.arctan2(np.sin(b) * np.sin(d) * np.cos(p1), np.cos(d) - np.sin(p1) * np.sin(p2))
     return np.degrees(p2), wrap_lon(np.degrees(l2))
@@ -202,7 +234,7 @@ def mean_location(lat, lon) -> tuple[float, float]:
     antipodal points), so that the mean has no direction.
     """
     xyz = latlon_to_xyz(lat, lon)
-    xyz = (xyz.detach().cpu().numpy() if isinstance(xyz, torch.Tensor) else xyz).astype(np.float64).reshape(-1, 3)
+    xyz = _numpy64(xyz).reshape(-1, 3)
     if xyz.shape[0] == 0:
         raise ValueError("lat and lon must hold at least one point; got none")
     v = xyz.mean(0)
@@ -219,24 +251,35 @@ def _check_distances(d_km) -> Array:
     check_finite(d, "d_km")
     if bool((d < 0).any()):
         raise ValueError("d_km must be non-negative distances in km")
-    if d.ndim == 0 or d.shape[0] == 0:
-        raise ValueError("d_km must be a non-empty 1-D batch of distances in km")
+    if d.ndim != 1 or d.shape[0] == 0:
+        raise ValueError(f"d_km must be a non-empty 1-D batch of distances in km; got shape {tuple(d.shape)}")
     return d
+
+
+def _check_thresholds(thresholds) -> list[float]:
+    """The accuracy thresholds as floats: a non-empty 1-D sequence of positive finite km."""
+    if isinstance(thresholds, torch.Tensor):
+        thresholds = thresholds.detach().cpu().double().numpy() if not thresholds.is_complex() else None
+    ok = isinstance(thresholds, (list, tuple, range, np.ndarray)) and np.ndim(thresholds) == 1 and len(thresholds) > 0
+    ts = list(thresholds) if ok else []
+    if not ok or not all(isinstance(t, numbers.Real) and not isinstance(t, (bool, np.bool_))
+                         and math.isfinite(t) and t > 0 for t in ts):
+        raise ValueError(f"thresholds must be a non-empty sequence of positive finite distances in km; "
+                         f"got {thresholds!r}")
+    return [float(t) for t in ts]
 
 
 def accuracy(d_km, thresholds: Sequence[float] = THRESHOLDS_KM) -> dict[float, float]:
     """Share of errors within each threshold: {threshold_km: fraction in [0, 1]} (d <= t counts)."""
     d = _check_distances(d_km)
-    if len(thresholds) == 0 or any(not (t > 0 and math.isfinite(t)) for t in thresholds):
-        raise ValueError(f"thresholds must be positive finite distances in km; got {thresholds}")
-    return {float(t): float((d <= t).double().mean() if isinstance(d, torch.Tensor)
-                            else (d <= t).mean()) for t in thresholds}
+    return {t: float((d <= t).double().mean() if isinstance(d, torch.Tensor)
+                     else (d <= t).mean()) for t in _check_thresholds(thresholds)}
 
 
 def median_error(d_km) -> float:
     """Median great-circle error in km."""
     d = _check_distances(d_km)
-    return float(np.median(d.detach().cpu().numpy() if isinstance(d, torch.Tensor) else d))
+    return float(np.median(_numpy64(d)))
 
 
 def mean_error(d_km) -> float:

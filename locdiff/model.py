@@ -25,6 +25,17 @@ import torch
 import torch.nn as nn
 
 
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def _finite_real(v) -> bool:
+    """A real number (not a bool) that is finite as a float (an int beyond the float range is not)."""
+    try:
+        return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+    except OverflowError:
+        return False
+
+
 @dataclass(frozen=True)
 class CSUNetConfig:
     """Sizes of CS-UNet. ``widths`` narrow from the input projection to the bottleneck."""
@@ -52,9 +63,11 @@ class CSUNetConfig:
         if (not isinstance(self.widths, (tuple, list)) or len(self.widths) == 0
                 or not all(is_int(w) and w >= 1 for w in self.widths)):
             raise ValueError(f"widths must be a non-empty tuple of integers >= 1; got {self.widths!r}")
-        if not (isinstance(self.w0, numbers.Real) and math.isfinite(self.w0) and self.w0 > 0):
-            raise ValueError(f"w0 must be a positive finite number (SIREN frequency); got {self.w0!r}")
-        if not (isinstance(self.dropout, numbers.Real) and 0 <= self.dropout < 1):
+        if not (_finite_real(self.w0) and 0 < self.w0 <= _FLOAT32_MAX):
+            raise ValueError(f"w0 must be a positive finite number (SIREN frequency) <= {_FLOAT32_MAX:.4g} (float32); "
+                             f"got {self.w0!r}")
+        if not (isinstance(self.dropout, numbers.Real) and not isinstance(self.dropout, bool)
+                and 0 <= self.dropout < 1):
             raise ValueError(f"dropout must lie in [0, 1); got {self.dropout!r}")
         if not is_int(self.data_dim) or self.data_dim < 0:
             raise ValueError(f"data_dim must be an integer >= 0 (0 = SHDD vectors of size (L+1)^2); got {self.data_dim!r}")
@@ -69,12 +82,36 @@ def _shape(v) -> object:
     return tuple(v.shape) if hasattr(v, "shape") else type(v).__name__
 
 
+def _check_timesteps(t: torch.Tensor) -> None:
+    """t (a tensor) must hold real timesteps, finite in float32 (the embedding's precision)."""
+    if t.is_complex() or (t.is_floating_point() and not bool(torch.isfinite(t.float()).all())):
+        raise ValueError(f"t must hold finite real timesteps; got {'complex' if t.is_complex() else 'NaN or inf'} "
+                         f"values ({t.dtype})")
+
+
+def _check_values(**tensors: torch.Tensor | None) -> None:
+    """The tensors (as the model computes with them) must hold real, finite numbers; one device sync for all."""
+    given = {k: v for k, v in tensors.items() if v is not None}
+    for name, v in given.items():
+        if v.is_complex():
+            raise ValueError(f"{name} must hold real numbers; got a complex tensor ({v.dtype})")
+    floating = {k: v for k, v in given.items() if v.is_floating_point()}
+    dev = next(iter(floating.values())).device if floating else None
+    if floating and not bool(torch.stack([torch.isfinite(v).all().to(dev) for v in floating.values()]).all()):
+        name = next(k for k, v in floating.items() if not bool(torch.isfinite(v).all()))
+        raise ValueError(f"{name} must be finite in the model's {floating[name].dtype}; got NaN, inf or values "
+                         f"beyond its range")
+
+
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
     """Sinusoidal embedding of integer timesteps t [B] -> [B, dim] (Vaswani et al. 2017)."""
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 2 or dim % 2:
         raise ValueError(f"dim must be an even integer >= 2 (cosine and sine halves); got {dim!r}")
     if not isinstance(t, torch.Tensor) or t.ndim != 1:
         raise ValueError(f"t must be a 1-D tensor [B] of timesteps; got {_shape(t)}")
+    _check_timesteps(t)
+    if not (_finite_real(max_period) and max_period > 0):
+        raise ValueError(f"max_period must be a positive finite number; got {max_period!r}")
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = t.float()[:, None] * freqs[None]
@@ -128,8 +165,9 @@ class Denoiser(nn.Module):
         self.null_embedding = nn.Parameter(torch.zeros(cfg.embed_dim))   # the "no image" condition
 
     def check_inputs(self, x: torch.Tensor, t: torch.Tensor, emb: torch.Tensor | None,
-                     drop_cond: torch.Tensor | None) -> None:
-        """ValueError naming the argument when x, t, emb or drop_cond do not fit the model's sizes."""
+                     drop_cond: torch.Tensor | None):
+        """ValueError naming the argument when x, t, emb or drop_cond do not fit the model's sizes, hold
+        NaN, inf or complex values, or drop_cond is not bool. Returns (x, emb) in the model's dtype."""
         cfg = self.config
         if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != cfg.dim:
             raise ValueError(f"x must be a tensor of shape [B, {cfg.dim}]; got {_shape(x)}")
@@ -141,6 +179,16 @@ class Denoiser(nn.Module):
                              f"got {_shape(emb)}")
         if drop_cond is not None and (not isinstance(drop_cond, torch.Tensor) or drop_cond.shape != (B,)):
             raise ValueError(f"drop_cond must be None or a bool tensor of shape [B] = [{B}]; got {_shape(drop_cond)}")
+        if drop_cond is not None and drop_cond.dtype != torch.bool:
+            raise ValueError(f"drop_cond must be None or a bool tensor of shape [B] = [{B}]; got dtype "
+                             f"{drop_cond.dtype}")
+        for name, v in (("x", x), ("t", t), ("emb", emb)):
+            if v is not None and v.is_complex():
+                raise ValueError(f"{name} must hold real numbers; got a complex tensor ({v.dtype})")
+        dtype = self.null_embedding.dtype
+        x, emb = x.to(dtype), (emb.to(dtype) if emb is not None else None)
+        _check_values(x=x, t=t.float() if t.is_floating_point() else t, emb=emb)   # as timestep_embedding sees t
+        return x, emb
 
     def condition(self, t: torch.Tensor, emb: torch.Tensor | None, drop_cond: torch.Tensor | None,
                   batch: int) -> torch.Tensor:
@@ -178,7 +226,7 @@ class CSUNet(Denoiser):
                 drop_cond: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, D], t [B] int, emb [B, E] or None (unconditional); drop_cond [B] bool replaces
         the embedding of the marked rows by the learned null embedding (classifier-free guidance)."""
-        self.check_inputs(x, t, emb, drop_cond)
+        x, emb = self.check_inputs(x, t, emb, drop_cond)
         c = self.condition(t, emb, drop_cond, x.shape[0])
         h = self.inp(x, c)
         skips = []
@@ -206,5 +254,5 @@ class PlainMLP(Denoiser):
         self.body = nn.Sequential(*layers, nn.Linear(w[-1], cfg.dim))
 
     def forward(self, x, t, emb, drop_cond=None):
-        self.check_inputs(x, t, emb, drop_cond)
+        x, emb = self.check_inputs(x, t, emb, drop_cond)
         return self.body(torch.cat([x, self.condition(t, emb, drop_cond, x.shape[0])], -1))

@@ -331,9 +331,14 @@ class LocDiffPipeline:
         if path is not None and not isinstance(path, (str, os.PathLike)):
             raise PretrainedError(f"path must be a folder path (str or os.PathLike) or None; got {type(path).__name__}")
         path = Path(path) if path is not None else shipped_weights()
-        if not path.is_dir():
+        try:
+            is_dir = path.is_dir()
+            missing = [f for f in FILES if not (path / f).is_file()] if is_dir else []
+        except OSError as e:                                   # a name too long, a permission denied
+            raise PretrainedError(f"{str(path)[:200]} cannot be read as a folder of pretrained LocDiff weights: "
+                                  f"{e.strerror or e}") from None
+        if not is_dir:
             raise PretrainedError(f"{path} is not a folder of pretrained LocDiff weights")
-        missing = [f for f in FILES if not (path / f).is_file()]
         if missing:
             raise PretrainedError(f"{path} is missing {', '.join(missing)}; expected {', '.join(FILES)}")
         try:

@@ -884,6 +884,7 @@ def _warn_memory(nbytes: int, what: str, limit: int = 2 << 30) -> None:
 
 
 # ----------------------------------------------------------------------------- densities
+MAX_DENSITY_COEFF = 1e6        # |a| bound (in units of one point's peak) for an exactly normalized density
 def density(coeffs, *, method: str = "softmax", temperature: float = 0.1, oversample: int = 1,
             eps: float = 1e-6) -> tuple[torch.Tensor, Grid]:
     """Probability densities (per steradian) on the sphere from fields, on the equiangular grid.
@@ -905,7 +906,12 @@ def density(coeffs, *, method: str = "softmax", temperature: float = 0.1, oversa
         raise ValueError(f"temperature must be a positive finite number; got {temperature!r}")
     if not _positive_finite(eps):
         raise ValueError(f"eps must be a positive finite number; got {eps!r}")
+    temperature, eps = float(temperature), float(eps)
     coeffs, L, single = _as_coeffs(coeffs)
+    if coeffs.numel() and float(coeffs.detach().abs().max()) > MAX_DENSITY_COEFF * peak_value(L):
+        raise ValueError(f"coeffs must have |values| <= {MAX_DENSITY_COEFF:g} x (L+1)²/(4π) for a density (one "
+                         f"point's are below 1); larger ones overflow the normalization; got a maximum of "
+                         f"{float(coeffs.detach().abs().max()):.3g}")
     out_dtype = coeffs.dtype
     if coeffs.dtype in (torch.float16, torch.bfloat16):   # the FFT has no half-precision path here
         coeffs = coeffs.float()
