@@ -21,7 +21,6 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import datasets, evaluate, experiment, shdd
-from .diffusion import LATENT_SCALE
 from .io import atomic_write
 from .profiles import Profile
 
@@ -104,7 +103,7 @@ def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int
     for k in a.sample_counts:
         score("samples", f"{k} samples", k == a.samples, ld.predict(E, n=k, seed=profile.seed), seconds)
     samples = ld.sample(E, n=a.samples, seed=profile.seed)
-    mean = samples.mean(1) / LATENT_SCALE
+    mean = ld.diffusion.to_coeffs(samples.mean(1))
     for variant, iters in (("grid argmax only", 0), ("grid + Newton refinement", 8)):
         la, lo, _ = shdd.decode(mean, refine_iters=iters)
         pred = {"lat": la[:, 0].numpy(), "lon": lo[:, 0].numpy()}

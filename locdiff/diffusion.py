@@ -1,20 +1,31 @@
 """Latent diffusion in SHDD space: schedules, the forward process, losses and samplers.
 
-Latent. The SHDD vector of a point, scaled: x0 = √(4π) · Y(x). By the addition theorem
-Σ_i Y_i(x)² = (L+1)²/(4π) for every x, so the scaled entries have mean square exactly 1 for every
-point (``LATENT_SCALE`` = √(4π)); decoding divides the scale away (any positive scale leaves the
-modes unchanged).
+Latent. The SHDD vector of a point, scaled and optionally reshaped by degree:
+x0_i = √(4π) · w_l(i) · Y_i(x). By the addition theorem Σ_m Y_lm(x)² = (2l+1)/(4π) for every x, so
+with w_l normalized to Σ_l (2l+1) w_l² = (L+1)², the entries have mean square exactly 1 for every
+point (``LATENT_SCALE`` = √(4π)). ``spectrum`` chooses w_l (``spectral_weights``): "flat" (w_l = 1,
+the delta's own flat spectrum: every degree band carries 2l+1 units of energy, so at L = 64 the bands
+above l = 32 hold 75% of it), "heat" (w_l ∝ exp(-l(l+1)/(2(width·(L+1))²)), a decaying spectrum like
+a natural image's) or "band" (w_l ∝ 1/√(2l+1): every band the same energy). ``to_coeffs`` divides
+w_l and the scale away, so decoding sees the same SHDD vector whatever the spectrum.
 
 Forward process (Ho et al. 2020): q(x_t | x_0) = N(√ᾱ_t x_0, (1 - ᾱ_t) I), t = 0..T-1, with the
-cosine schedule of Nichol & Dhariwal (2021) (default) or the linear one of Ho et al.
+cosine schedule of Nichol & Dhariwal (2021) (default) or the linear one of Ho et al., optionally
+shifted to lower signal-to-noise ratios by a factor k (Hoogeboom et al. 2023, "simple diffusion"):
+SNR'_t = SNR_t / k², i.e. ᾱ'_t = ᾱ_t / (ᾱ_t + k²(1 - ᾱ_t)). The location a noisy latent reveals by
+itself grows with L: correlating x_t with the latent of a candidate point gives the matched-filter
+signal-to-noise ratio √(SNR_t) · (L+1) (``location_snr``), so k = (L+1)/(L_ref+1) keeps that ratio
+at every t what it is at degree L_ref (``shift_for_degree``).
 
 The network predicts x0 (default), ε or v = √ᾱ ε - √(1-ᾱ) x0 (Salimans & Ho 2022); every sampler
 turns its output into (x̂0, ε̂).
 
-Losses: "mse" on the prediction target; "shdd_kl": KL(p_{x0} || p_{x̂0}) between the densities on
-the sphere of the target and predicted clean vectors (``shdd.density``, softmax, on a fixed
-equiangular quadrature grid), the paper's latent KL loss in our construction; "mse+kl" their sum
-with weight ``kl_weight`` on the KL term.
+Losses: "mse" on the prediction target, each coefficient weighted by ``band_weight``: "flat" (1) or
+"band" (λ_l = (L+1)/(2l+1): every degree band the same share of the loss, mean weight 1);
+"shdd_kl": the divergence between the heat-smoothed densities on the sphere of the target and
+predicted clean vectors (``divergence.shdd_kl``, width ``kl_width``), the paper's latent KL loss in
+our construction, whose optimum under noise is the posterior mean of x0 like MSE's; "mse+kl" their
+sum with weight ``kl_weight`` on the KL term.
 
 Samplers share one interface, ``sample(model, emb, n, generator)``: DDPM ancestral (Ho et al.) and
 DDIM (Song et al. 2021) with ``eta`` and a number of steps; both take a classifier-free guidance
@@ -28,13 +39,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from . import shdd
+from . import divergence, shdd
 
 LATENT_SCALE = math.sqrt(4 * math.pi)
 PREDICTIONS = ("x0", "eps", "v")
 LOSSES = ("mse", "shdd_kl", "mse+kl")
+SPECTRA = ("flat", "heat", "band")
+BAND_WEIGHTS = ("flat", "band")
 
 
 @dataclass(frozen=True)
@@ -44,8 +56,12 @@ class DiffusionConfig:
     prediction: str = "x0"          # "x0", "eps" or "v"
     loss: str = "mse"               # "mse", "shdd_kl" or "mse+kl"
     kl_weight: float = 1.0
-    kl_temperature: float = 0.1     # softmax temperature of shdd.density, relative to the peak
+    kl_width: float = divergence.DEFAULT_WIDTH   # heat-kernel width of the SHDD-KL densities, σ = width·(L+1)
     p_uncond: float = 0.1           # probability of dropping the condition during training
+    schedule_shift: float = 1.0     # k: SNR_t / k² (1 = the plain schedule)
+    spectrum: str = "flat"          # latent spectrum w_l: "flat", "heat" or "band"
+    spectrum_width: float = 0.5     # "heat": w_l ∝ exp(-l(l+1)/(2(width·(L+1))²))
+    band_weight: str = "flat"       # MSE weight per coefficient: "flat" or "band" (equal share per degree)
 
     def __post_init__(self):
         if not _is_int(self.T) or self.T < 2:
@@ -60,8 +76,17 @@ class DiffusionConfig:
             raise ValueError(f"p_uncond must lie in [0, 1); got {self.p_uncond!r}")
         if not (_is_finite_real(self.kl_weight) and self.kl_weight >= 0):
             raise ValueError(f"kl_weight must be a finite number >= 0; got {self.kl_weight!r}")
-        if not (_is_finite_real(self.kl_temperature) and self.kl_temperature > 0):
-            raise ValueError(f"kl_temperature must be a positive finite number; got {self.kl_temperature!r}")
+        for name in ("kl_width", "spectrum_width"):
+            v = getattr(self, name)
+            if not (_is_finite_real(v) and 1e-3 <= v <= 1e3):
+                raise ValueError(f"{name} must be a number in [0.001, 1000] (σ = width·(L+1)); got {v!r}")
+        if not (_is_finite_real(self.schedule_shift) and 1e-3 <= self.schedule_shift <= 1e3):
+            raise ValueError(f"schedule_shift must be a number in [0.001, 1000] (SNR divided by its square); "
+                             f"got {self.schedule_shift!r}")
+        if self.spectrum not in SPECTRA:
+            raise ValueError(f"spectrum must be one of {SPECTRA}; got {self.spectrum!r}")
+        if self.band_weight not in BAND_WEIGHTS:
+            raise ValueError(f"band_weight must be one of {BAND_WEIGHTS}; got {self.band_weight!r}")
 
 
 def _is_int(x) -> bool:
@@ -104,6 +129,51 @@ def alpha_bar(T: int, schedule: str = "cosine") -> torch.Tensor:
     return torch.cumprod(1 - betas, 0)
 
 
+def degrees(L: int) -> torch.Tensor:
+    """The degree l of every flat index i = l² + l + m: [(L+1)²] int64."""
+    L = shdd._check_degree(L)
+    return torch.repeat_interleave(torch.arange(L + 1), 2 * torch.arange(L + 1) + 1)
+
+
+def spectral_weights(L: int, spectrum: str = "flat", width: float = 0.5) -> torch.Tensor:
+    """w_l for every coefficient ([(L+1)²] float64), normalized so that Σ_l (2l+1) w_l² = (L+1)²
+    (a point's latent keeps mean square 1): "flat" 1; "heat" ∝ exp(-l(l+1)/(2(width·(L+1))²));
+    "band" ∝ 1/√(2l+1) (every degree band the same energy, (L+1)² / (L+1) = L+1)."""
+    if spectrum not in SPECTRA:
+        raise ValueError(f"spectrum must be one of {SPECTRA}; got {spectrum!r}")
+    shdd._check_taper_width(width, "width")
+    l = degrees(L).double()
+    if spectrum == "flat":
+        return torch.ones_like(l)
+    w = shdd.taper_weights(L, "gauss", width) if spectrum == "heat" else 1 / torch.sqrt(2 * l + 1)
+    return w * math.sqrt((L + 1) ** 2 / float((w * w).sum()))
+
+
+def band_loss_weights(L: int, band_weight: str = "flat") -> torch.Tensor:
+    """λ_i per coefficient ([(L+1)²] float64, mean 1): "flat" 1; "band" (L+1)/(2l+1), so that every
+    degree band holds the same share of a squared error spread evenly over the coefficients."""
+    if band_weight not in BAND_WEIGHTS:
+        raise ValueError(f"band_weight must be one of {BAND_WEIGHTS}; got {band_weight!r}")
+    l = degrees(L).double()
+    return torch.ones_like(l) if band_weight == "flat" else (L + 1) / (2 * l + 1)
+
+
+def shift_for_degree(L: int, L_ref: int = 16) -> float:
+    """The schedule shift k = (L+1)/(L_ref+1) that gives degree L the location signal-to-noise ratio
+    of degree L_ref at every timestep (see ``location_snr``)."""
+    return (shdd._check_degree(L) + 1) / (shdd._check_degree(L_ref) + 1)
+
+
+def location_snr(abar: torch.Tensor, L: int) -> torch.Tensor:
+    """Matched-filter SNR of the location in x_t, √(ᾱ/(1-ᾱ)) · (L+1), for any spectrum normalized as
+    ``spectral_weights``: the correlation of x_t with the latent z(y) of a candidate point y is
+    √ᾱ ⟨z(x), z(y)⟩ + noise of std √(1-ᾱ)‖z(y)‖, and ⟨z(x), z(x)⟩ = ‖z‖² = (L+1)²."""
+    abar = torch.as_tensor(abar, dtype=torch.float64)
+    if not bool(((abar >= 0) & (abar <= 1)).all()):
+        raise ValueError("abar must hold values in [0, 1] (ᾱ_t of a schedule); got values outside it")
+    return torch.sqrt(abar / (1 - abar).clamp_min(1e-300)) * (shdd._check_degree(L) + 1)
+
+
 class Diffusion:
     """The forward process, the training loss and the conversions between prediction targets."""
 
@@ -117,14 +187,30 @@ class Diffusion:
         self.config, self.L, self.dim = config, int(L), int(data_dim) or (int(L) + 1) ** 2
         if data_dim and config.loss != "mse":
             raise ValueError(f"loss {config.loss!r} needs SHDD latents; use loss='mse' with data_dim={data_dim}")
-        self.abar = alpha_bar(config.T, config.schedule).float()
-        self._kl_grid = None
+        if data_dim and (config.spectrum != "flat" or config.band_weight != "flat"):
+            raise ValueError(f"spectrum and band_weight apply to SHDD latents; use 'flat' with data_dim={data_dim}")
+        k2 = float(config.schedule_shift) ** 2
+        abar = alpha_bar(config.T, config.schedule)
+        self.abar = (abar / (abar + k2 * (1 - abar))).float()
+        self.weights = (torch.ones(self.dim, dtype=torch.float64) if data_dim
+                        else spectral_weights(self.L, config.spectrum, config.spectrum_width)).float()
+        self.loss_weights = (torch.ones(self.dim, dtype=torch.float64) if data_dim
+                             else band_loss_weights(self.L, config.band_weight)).float()
 
     # ------------------------------------------------------------------ latents
     @staticmethod
     def to_latent(lat, lon, L: int) -> torch.Tensor:
-        """x0 = √(4π) Y(lat, lon): [N, (L+1)²] float32."""
+        """x0 = √(4π) Y(lat, lon) with the flat spectrum: [N, (L+1)²] float32."""
         return LATENT_SCALE * shdd.encode(lat, lon, L).contiguous()
+
+    def encode(self, lat, lon) -> torch.Tensor:
+        """This diffusion's latent of points (degrees): x0 = √(4π) w ⊙ Y(lat, lon), [N, (L+1)²] float32."""
+        return self.to_latent(lat, lon, self.L) * self.weights
+
+    def to_coeffs(self, z: torch.Tensor) -> torch.Tensor:
+        """SHDD vectors from latents [..., (L+1)²]: a = z / (√(4π) w) (what ``shdd.decode`` reads)."""
+        return z / (LATENT_SCALE * self.weights.to(device=z.device, dtype=z.dtype if z.is_floating_point()
+                                                   else torch.float32))
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t = √ᾱ_t x0 + √(1-ᾱ_t) ε."""
@@ -158,11 +244,8 @@ class Diffusion:
 
     # ------------------------------------------------------------------ losses
     def shdd_kl(self, x0: torch.Tensor, x0_hat: torch.Tensor) -> torch.Tensor:
-        """Mean over the batch of KL(p_target || p_pred) on the quadrature grid (nats)."""
-        p, G = shdd.density(x0 / LATENT_SCALE, temperature=self.config.kl_temperature)
-        q, _ = shdd.density(x0_hat / LATENT_SCALE, temperature=self.config.kl_temperature)
-        w = G.weights.to(p)
-        return (w * p * (torch.log(p.clamp_min(1e-30)) - torch.log(q.clamp_min(1e-30)))).flatten(1).sum(1).mean()
+        """Mean over the batch of ``divergence.shdd_kl`` between the target and predicted latents (nats)."""
+        return divergence.shdd_kl(self.to_coeffs(x0), self.to_coeffs(x0_hat), self.config.kl_width).mean()
 
     def loss(self, model, x0: torch.Tensor, emb: torch.Tensor, generator: torch.Generator | None = None) -> dict:
         """One training loss on a batch: random t, noise, condition dropout. Returns a dict of terms."""
@@ -175,7 +258,8 @@ class Diffusion:
         out = {}
         total = 0.0
         if self.config.loss in ("mse", "mse+kl"):
-            out["mse"] = F.mse_loss(pred.float(), self.target(x0, noise, t))
+            err = (pred.float() - self.target(x0, noise, t)) ** 2
+            out["mse"] = (err * self.loss_weights.to(err.device)).mean()
             total = total + out["mse"]
         if self.config.loss in ("shdd_kl", "mse+kl"):
             x0_hat, _ = self.split(pred.float(), x_t, t)
@@ -305,8 +389,8 @@ class DDPMSampler:
         return (out, torch.stack(traj)) if return_trajectory else out
 
 
-def predict(samples: torch.Tensor, k: int = 1):
-    """Point predictions from latent samples [B, n, D].
+def predict(samples: torch.Tensor, k: int = 1, diffusion: Diffusion | None = None):
+    """Point predictions from latent samples [B, n, D] (of ``diffusion``'s latent; None: the flat one).
 
     Rule (ours): decode the mean of the n sampled vectors and take its highest mode. Averaging
     vectors averages the deltas' fields, so the highest mode of the mean is the location on which
@@ -321,6 +405,7 @@ def predict(samples: torch.Tensor, k: int = 1):
     if not samples.is_floating_point():
         samples = samples.double()
     B, n, D = samples.shape
-    plat, plon, _ = shdd.decode(samples.mean(1) / LATENT_SCALE, k=k)
-    slat, slon, _ = shdd.decode(samples.reshape(B * n, D) / LATENT_SCALE)
+    coeffs = diffusion.to_coeffs(samples) if diffusion is not None else samples / LATENT_SCALE
+    plat, plon, _ = shdd.decode(coeffs.mean(1), k=k)
+    slat, slon, _ = shdd.decode(coeffs.reshape(B * n, D))
     return plat, plon, slat.reshape(B, n), slon.reshape(B, n)

@@ -67,7 +67,7 @@ class LocDiff:
     def predict(self, emb, **kwargs) -> dict:
         """Point predictions and decoded samples: dict of numpy arrays lat, lon [B], sample_lat/lon [B, n]."""
         samples = self.sample(emb, **kwargs)
-        plat, plon, slat, slon = predict(samples)
+        plat, plon, slat, slon = predict(samples, diffusion=self.diffusion)
         return {"lat": plat[:, 0].numpy(), "lon": plon[:, 0].numpy(),
                 "sample_lat": slat.numpy(), "sample_lon": slon.numpy()}
 
@@ -77,7 +77,10 @@ def _configs(settings: LocDiffSettings, embed_dim: int) -> tuple[CSUNetConfig, D
     cfg = CSUNetConfig(L=settings.L, embed_dim=embed_dim, widths=tuple(settings.widths), cond_dim=settings.cond_dim,
                        w0=settings.w0, dropout=settings.dropout)
     dcfg = DiffusionConfig(T=settings.T, schedule=settings.schedule, prediction=settings.prediction,
-                           loss=settings.loss, kl_weight=settings.kl_weight, p_uncond=settings.p_uncond)
+                           loss=settings.loss, kl_weight=settings.kl_weight, kl_width=settings.kl_width,
+                           p_uncond=settings.p_uncond, schedule_shift=settings.schedule_shift,
+                           spectrum=settings.spectrum, spectrum_width=settings.spectrum_width,
+                           band_weight=settings.band_weight)
     return cfg, dcfg
 
 
@@ -115,22 +118,15 @@ def evaluate(ld: LocDiff, emb: np.ndarray, lat: np.ndarray, lon: np.ndarray, **k
 DENOISING_TIMESTEPS = (0, 100, 250, 500, 750, 900, 999)
 
 
-def denoising_errors(ld: LocDiff, emb, lat, lon, timesteps=DENOISING_TIMESTEPS, seed: int = 0,
-                     batch: int = 1024) -> pd.DataFrame:
-    """How well the trained denoiser recovers a location's latent from one noisy copy, per timestep.
-
-    For each t: x_t = √ᾱ_t x0 + √(1-ᾱ_t) ε with ε ~ N(0, I) (seeded), x̂0 from the conditional
-    network output (no guidance), then ``mse`` = mean over images and coefficients of (x̂0 - x0)²
-    in the scaled latent, and ``shdd_kl`` = mean over images of KL(p_x0 || p_x̂0) in nats, the
-    densities of the two SHDD vectors (``Diffusion.shdd_kl``, the paper's latent KL loss).
-    emb [B, E], lat / lon [B] in degrees; returns one row per t (columns t, abar, mse, shdd_kl).
-    """
+def denoised(ld: LocDiff, emb, lat, lon, timesteps=DENOISING_TIMESTEPS, seed: int = 0, batch: int = 1024):
+    """Yield (t, x0, x̂0) per timestep and batch: x_t = √ᾱ_t x0 + √(1-ᾱ_t) ε with ε ~ N(0, I)
+    (seeded), x̂0 from the conditional network output (no guidance); latents [b, D] on the model's device.
+    emb [B, E], lat / lon [B] in degrees, timesteps integers in [0, T-1]."""
     T = ld.diffusion.config.T
     given = list(np.atleast_1d(np.asarray(timesteps, dtype=object)))
     if not given or not all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) and 0 <= t < T
                             for t in given):
         raise ValueError(f"timesteps must be integers in [0, {T - 1}] (T = {T}); got {given}")
-    ts = [int(t) for t in given]
     lat, lon = geo.validate_latlon(lat, lon)
     lat, lon = np.atleast_1d(lat), np.atleast_1d(lon)
     if lat.ndim != 1 or lat.shape != lon.shape:
@@ -139,22 +135,35 @@ def denoising_errors(ld: LocDiff, emb, lat, lon, timesteps=DENOISING_TIMESTEPS, 
     if emb.ndim != 2 or len(emb) != len(lat):
         raise ValueError(f"emb must be [B, E] with B = len(lat) = {len(lat)}; got {tuple(emb.shape)}")
     dev = next(ld.model.parameters()).device
-    x0_all, emb = Diffusion.to_latent(lat, lon, ld.settings.L).to(dev), emb.to(dev)   # moved once, reused per t
+    x0_all, emb = ld.diffusion.encode(lat, lon).to(dev), emb.to(dev)   # moved once, reused per t
     gen = torch.Generator().manual_seed(seed)
     ld.model.eval()
-    rows = []
     with torch.no_grad():
-        for t in ts:
-            se = kl = 0.0
+        for t in (int(t) for t in given):
             for i in range(0, len(emb), batch):
                 x0 = x0_all[i:i + batch]
                 tt = torch.full((len(x0),), t, dtype=torch.long, device=dev)
                 x_t = ld.diffusion.q_sample(x0, tt, torch.randn(x0.shape, generator=gen).to(dev))
-                x0_hat, _ = ld.diffusion.split(ld.model(x_t, tt, emb[i:i + batch]).float(), x_t, tt)
-                se += float(((x0_hat - x0) ** 2).mean(1).sum())
-                kl += float(ld.diffusion.shdd_kl(x0, x0_hat)) * len(x0)
-            rows.append({"t": t, "abar": float(ld.diffusion.abar[t]), "mse": se / len(emb), "shdd_kl": kl / len(emb)})
-    return pd.DataFrame(rows)
+                yield t, x0, ld.diffusion.split(ld.model(x_t, tt, emb[i:i + batch]).float(), x_t, tt)[0]
+
+
+def denoising_errors(ld: LocDiff, emb, lat, lon, timesteps=DENOISING_TIMESTEPS, seed: int = 0,
+                     batch: int = 1024) -> pd.DataFrame:
+    """How well the trained denoiser recovers a location's latent from one noisy copy, per timestep.
+
+    For each t (``denoised``): ``mse`` = mean over images and coefficients of (x̂0 - x0)² in the
+    scaled latent, and ``shdd_kl`` = mean over images of the SHDD-KL divergence in nats between the
+    densities of the two SHDD vectors (``Diffusion.shdd_kl``, the paper's latent KL loss).
+    emb [B, E], lat / lon [B] in degrees; returns one row per t (columns t, abar, mse, shdd_kl).
+    """
+    sums: dict[int, list[float]] = {}
+    for t, x0, x0_hat in denoised(ld, emb, lat, lon, timesteps, seed, batch):
+        s = sums.setdefault(t, [0.0, 0.0, 0])
+        s[0] += float(((x0_hat - x0) ** 2).mean(1).sum())
+        s[1] += float(ld.diffusion.shdd_kl(x0, x0_hat)) * len(x0)
+        s[2] += len(x0)
+    return pd.DataFrame([{"t": t, "abar": float(ld.diffusion.abar[t]), "mse": se / n, "shdd_kl": kl / n}
+                         for t, (se, kl, n) in sums.items()])
 
 
 def fit(profile: Profile, settings: LocDiffSettings | None = None, out_dir=None, resume: bool = False,
@@ -201,8 +210,8 @@ def _fit(profile: Profile, s: LocDiffSettings, out: Path, cfg: TrainConfig, resu
         data = datasets.load(profile, ["train", "val"], progress=progress)
     device = process_state().device                    # where the training loop puts the model
     emb = torch.from_numpy(enc["embeddings"]["train"]).to(device)
-    x0 = Diffusion.to_latent(data["train"].lat, data["train"].lon, s.L).to(device)
     ld = build(s, emb.shape[1], profile.seed)
+    x0 = ld.diffusion.encode(data["train"].lat, data["train"].lon).to(device)
     val_n = min(s.val_images, len(data["val"]))
     val_emb = enc["embeddings"]["val"][:val_n]
     val_lat, val_lon = data["val"].lat[:val_n], data["val"].lon[:val_n]

@@ -28,11 +28,10 @@ def show(pipe, lat: float, lon: float, n: int = 16, guidance: float = 1.0, seed:
     tile = render_tile(pipe, lat, lon)
     z = pipe._latents([tile], n, None, guidance, seed, 256, False)
     from . import shdd
-    from .diffusion import LATENT_SCALE
-
-    mean = z.mean(1) / LATENT_SCALE
+    coeffs = pipe.locdiff.diffusion.to_coeffs(z)
+    mean = coeffs.mean(1)
     mlat, mlon, _ = shdd.decode(mean, k=3)
-    slat, slon, _ = shdd.decode(z[0] / LATENT_SCALE)
+    slat, slon, _ = shdd.decode(coeffs[0])
     res = 2.0
     lat_ax, lon_ax = np.arange(90 - res / 2, -90, -res), np.arange(-180 + res / 2, 180, res)
     f = shdd.field(mean[0].double() * shdd.taper_weights(pipe.locdiff.settings.L), lat_ax, lon_ax, grid=True).numpy()

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import geo, shdd
-from .diffusion import LATENT_SCALE, _check_sampling
+from .diffusion import _check_sampling
 from .encoders import TileCNN
 from .experiment import LocDiff, build
 from .io import DiskFullError, sha256, write_folder
@@ -392,8 +392,8 @@ class LocDiffPipeline:
                batch: int = 256, progress: bool = True):
         """Decoded samples (lat, lon), each numpy [B, n] in degrees."""
         n = self._check_run(n, steps, guidance, seed, batch)
-        lat, lon, _ = shdd.decode(self._latents(images, n, steps, guidance, seed, batch, progress).flatten(0, 1)
-                                  / LATENT_SCALE)
+        z = self._latents(images, n, steps, guidance, seed, batch, progress)
+        lat, lon, _ = shdd.decode(self.locdiff.diffusion.to_coeffs(z.flatten(0, 1)))
         B = lat.shape[0] // n
         return lat[:, 0].reshape(B, n).numpy(), lon[:, 0].reshape(B, n).numpy()
 
@@ -411,7 +411,7 @@ class LocDiffPipeline:
         top_k = int(top_k)
         n = self._check_run(n, steps, guidance, seed, batch)
         z = self._latents(images, n, steps, guidance, seed, batch, progress)
-        mean = z.mean(1) / LATENT_SCALE
+        mean = self.locdiff.diffusion.to_coeffs(z.mean(1))
         lat, lon, val = shdd.decode(mean, k=top_k)
         peak = _tapered_peak(self.locdiff.settings.L)
         B = lat.shape[0]
@@ -427,7 +427,7 @@ class LocDiffPipeline:
             raise ValueError(f"resolution_deg must be a number in [0.1, 30]; got {resolution_deg!r}")
         n = self._check_run(n, None, None, seed, 256)
         z = self._latents([image] if not isinstance(image, list) else image[:1], n, None, None, seed, 256, False)
-        mean = z.mean(1)[0] / LATENT_SCALE
+        mean = self.locdiff.diffusion.to_coeffs(z.mean(1))[0]
         lat = np.arange(90 - resolution_deg / 2, -90, -resolution_deg)
         lon = np.arange(-180 + resolution_deg / 2, 180, resolution_deg)
         f = shdd.field(mean.double() * shdd.taper_weights(self.locdiff.settings.L), lat, lon, grid=True)

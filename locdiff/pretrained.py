@@ -51,12 +51,13 @@ def _real(v, name: str, low: float | None = None, high: float | None = None, pos
     return float(v)
 
 
-def _section(cfg: dict, name: str, known: tuple[str, ...]) -> dict:
-    """cfg[name] as a dict holding exactly the ``known`` keys."""
+def _section(cfg: dict, name: str, known: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
+    """cfg[name] as a dict holding exactly the ``known`` keys (those in ``optional`` may be missing)."""
     sec = cfg.get(name)
     if not isinstance(sec, dict):
         raise PretrainedError(f"config.json: {name} must be an object with {', '.join(known)}; got {sec!r}")
-    missing, unknown = [k for k in known if k not in sec], sorted(set(sec) - set(known))
+    missing = [k for k in known if k not in sec and k not in optional]
+    unknown = sorted(set(sec) - set(known))
     if missing or unknown:
         raise PretrainedError(f"config.json: {name} must hold exactly {', '.join(known)}"
                               + (f"; missing {', '.join(missing)}" if missing else "")
@@ -67,16 +68,23 @@ def _section(cfg: dict, name: str, known: tuple[str, ...]) -> dict:
 _LOCDIFF_INTS = {"L": (1, 256), "cond_dim": (1, None), "T": (2, None), "steps": (1, None), "batch_size": (1, None),
                  "warmup": (0, None), "eval_every": (1, None), "val_images": (1, None), "samples": (1, None),
                  "ddim_steps": (1, None)}
+#: LocDiff settings added after format 3 was written; a config without them was trained with these values
+LATER_DEFAULTS = {"kl_width": 0.27, "schedule_shift": 1.0, "spectrum": "flat", "spectrum_width": 0.5,
+                  "band_weight": "flat"}
 _LOCDIFF_REALS = {"w0": dict(positive=True), "dropout": dict(low=0.0, high=0.999999),
                   "kl_weight": dict(low=0.0, high=1e6), "p_uncond": dict(low=0.0, high=0.999999),
                   "lr": dict(positive=True), "ema_decay": dict(low=0.0, high=0.999999),
-                  "guidance": dict(low=0.0, high=1e6)}
+                  "guidance": dict(low=0.0, high=1e6), "kl_width": dict(low=1e-3, high=1e3),
+                  "schedule_shift": dict(low=1e-3, high=1e3), "spectrum_width": dict(low=1e-3, high=1e3)}
 _LOCDIFF_CHOICES = {"arch": ("csunet", "mlp"), "schedule": ("cosine", "linear"), "prediction": ("x0", "eps", "v"),
-                    "loss": ("mse", "shdd_kl", "mse+kl")}
+                    "loss": ("mse", "shdd_kl", "mse+kl"), "spectrum": ("flat", "heat", "band"),
+                    "band_weight": ("flat", "band")}
 
 
 def validate_locdiff(sec: dict) -> LocDiffSettings:
-    """The ``locdiff`` section as ``LocDiffSettings``, every field checked."""
+    """The ``locdiff`` section as ``LocDiffSettings``, every field checked (``LATER_DEFAULTS`` fill the
+    fields an older config lacks)."""
+    sec = {**LATER_DEFAULTS, **sec}
     for name, (low, high) in _LOCDIFF_INTS.items():
         _int(sec[name], f"locdiff.{name}", low, high)
     for name, kw in _LOCDIFF_REALS.items():
@@ -121,7 +129,7 @@ def validate(cfg) -> dict:
     if cfg.get("embed_dim") != enc["embed_dim"]:
         raise PretrainedError(f"config.json: embed_dim must equal encoder.embed_dim = {enc['embed_dim']}; "
                               f"got {cfg.get('embed_dim')!r}")
-    validate_locdiff(_section(cfg, "locdiff", tuple(f.name for f in fields(LocDiffSettings))))
+    validate_locdiff(_section(cfg, "locdiff", tuple(f.name for f in fields(LocDiffSettings)), tuple(LATER_DEFAULTS)))
     # provenance (optional: a pipeline assembled by hand has none), checked when present
     if "data" in cfg:
         data = _section(cfg, "data", tuple(f.name for f in fields(DataSettings)))

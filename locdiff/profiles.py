@@ -80,7 +80,12 @@ class LocDiffSettings:
     prediction: str = "x0"
     loss: str = "mse"
     kl_weight: float = 1.0
+    kl_width: float = 0.27         # SHDD-KL densities: heat kernel of σ = kl_width·(L+1) (locdiff.divergence)
     p_uncond: float = 0.1
+    schedule_shift: float = 1.0    # SNR_t / k² (diffusion.shift_for_degree: (L+1)/17 matches L = 16's)
+    spectrum: str = "flat"         # latent spectrum: "flat", "heat" or "band" (diffusion.spectral_weights)
+    spectrum_width: float = 0.5
+    band_weight: str = "flat"      # MSE weight per degree band: "flat" or "band"
     steps: int = 4000
     batch_size: int = 256
     lr: float = 1e-3

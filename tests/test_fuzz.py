@@ -934,19 +934,26 @@ def emb_validity(e) -> str:
 
 DIFF_FIELDS = dict(T=st.integers(2, 30), schedule=st.sampled_from(["cosine", "linear"]),
                    prediction=st.sampled_from(["x0", "eps", "v"]), loss=st.sampled_from(["mse", "shdd_kl", "mse+kl"]),
-                   kl_weight=st.one_of(st.just(1.0), st.floats(0, 10)), kl_temperature=pos_real(0.1),
-                   p_uncond=st.one_of(st.just(0.1), st.floats(0, 0.99)))
+                   kl_weight=st.one_of(st.just(1.0), st.floats(0, 10)), kl_width=pos_real(0.27),
+                   p_uncond=st.one_of(st.just(0.1), st.floats(0, 0.99)), schedule_shift=pos_real(1.0),
+                   spectrum=st.sampled_from(["flat", "heat", "band"]), spectrum_width=pos_real(0.5),
+                   band_weight=st.sampled_from(["flat", "band"]))
 DIFF_FUZZ = dict(T=numbers(lo=-2, hi=30, huge=False), schedule=st.sampled_from(["sigmoid", "", None, "Cosine"]),
                  prediction=st.sampled_from(["score", None, "X0", 0]), loss=st.sampled_from(["l1", None, "MSE"]),
-                 kl_weight=numbers(), kl_temperature=numbers(), p_uncond=numbers(lo=-1, hi=2))
+                 kl_weight=numbers(), kl_width=numbers(), p_uncond=numbers(lo=-1, hi=2), schedule_shift=numbers(),
+                 spectrum=st.sampled_from(["pink", None, "Flat"]), spectrum_width=numbers(),
+                 band_weight=st.sampled_from(["l2", None, 1]))
 
 
 def diff_validity(a: dict) -> str:
     return merge(int_validity(a["T"], 2), "valid" if a["schedule"] in ("cosine", "linear") else "invalid",
                  "valid" if a["prediction"] in ("x0", "eps", "v") else "invalid",
                  "valid" if a["loss"] in ("mse", "shdd_kl", "mse+kl") else "invalid",
-                 real_validity(a["kl_weight"], 0, INF), real_validity(a["kl_temperature"], 0, INF, lo_open=True),
-                 real_validity(a["p_uncond"], 0, 1, hi_open=True))
+                 real_validity(a["kl_weight"], 0, INF), real_validity(a["kl_width"], 1e-3, 1e3),
+                 real_validity(a["p_uncond"], 0, 1, hi_open=True), real_validity(a["schedule_shift"], 1e-3, 1e3),
+                 "valid" if a["spectrum"] in ("flat", "heat", "band") else "invalid",
+                 real_validity(a["spectrum_width"], 1e-3, 1e3),
+                 "valid" if a["band_weight"] in ("flat", "band") else "invalid")
 
 
 @fuzz(100)

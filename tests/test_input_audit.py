@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))          # for `python tests/test_input_audit.py`
 from test_pipeline import _cli, _tiles, tiny  # noqa: E402,F401  (tiny is a fixture used below)
 
-from locdiff import compare, datasets, diffusion, evaluate, experiment, geo, model, pipeline, profiles, shdd  # noqa: E402
+from locdiff import compare, datasets, diffusion, divergence, evaluate, experiment, geo, model, pipeline, profiles, shdd  # noqa: E402
 from locdiff.train import TrainConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -255,11 +255,32 @@ AUDIT: list[Row] = [
         allowed="'mse', 'shdd_kl', 'mse+kl'"),
     Row("diffusion.DiffusionConfig", "kl_weight", "a finite number >= 0",
         lambda: diffusion.DiffusionConfig(kl_weight=-1.0), allowed=">= 0"),
-    Row("diffusion.DiffusionConfig", "kl_temperature", "a positive finite number",
-        lambda: diffusion.DiffusionConfig(kl_temperature=0.0), allowed="positive finite"),
+    Row("diffusion.DiffusionConfig", "kl_width", "a number in [0.001, 1000]",
+        lambda: diffusion.DiffusionConfig(kl_width=0.0), allowed="[0.001, 1000]"),
+    Row("diffusion.DiffusionConfig", "schedule_shift", "a number in [0.001, 1000]",
+        lambda: diffusion.DiffusionConfig(schedule_shift=NAN), allowed="[0.001, 1000]"),
+    Row("diffusion.DiffusionConfig", "spectrum", "'flat', 'heat' or 'band'",
+        lambda: diffusion.DiffusionConfig(spectrum="pink"), allowed="'flat', 'heat', 'band'"),
+    Row("diffusion.DiffusionConfig", "spectrum_width", "a number in [0.001, 1000]",
+        lambda: diffusion.DiffusionConfig(spectrum_width=-1.0), allowed="[0.001, 1000]"),
+    Row("diffusion.DiffusionConfig", "band_weight", "'flat' or 'band'",
+        lambda: diffusion.DiffusionConfig(band_weight="l2"), allowed="'flat', 'band'"),
+    Row("divergence.shdd_kl", "floor", "a number in (0, 1)",
+        lambda: divergence.shdd_kl(torch.zeros(1, 4), torch.zeros(1, 4), floor=2.0), allowed="(0, 1)"),
     Row("diffusion.DiffusionConfig", "p_uncond", "a number in [0, 1)", lambda: diffusion.DiffusionConfig(p_uncond=NAN),
         allowed="[0, 1)"),
     Row("diffusion.alpha_bar", "T", "an integer >= 1", lambda: diffusion.alpha_bar(0), allowed=">= 1"),
+    Row("diffusion.degrees", "L", "an integer in [0, 10000]", lambda: diffusion.degrees(-1), allowed="non-negative integer"),
+    Row("diffusion.spectral_weights", "spectrum", "'flat', 'heat' or 'band'",
+        lambda: diffusion.spectral_weights(4, "pink"), allowed="'flat', 'heat', 'band'"),
+    Row("diffusion.spectral_weights", "width", "a number in [0.001, 1000]",
+        lambda: diffusion.spectral_weights(4, "heat", 0.0), allowed="[0.001, 1000]"),
+    Row("diffusion.band_loss_weights", "band_weight", "'flat' or 'band'",
+        lambda: diffusion.band_loss_weights(4, "l2"), allowed="'flat', 'band'"),
+    Row("diffusion.shift_for_degree", "L", "an integer in [0, 10000]", lambda: diffusion.shift_for_degree(1.5),
+        allowed="non-negative integer"),
+    Row("diffusion.location_snr", "abar", "values in [0, 1]", lambda: diffusion.location_snr(1.5, 16),
+        allowed="[0, 1]"),
     Row("diffusion.alpha_bar", "schedule", "'cosine' or 'linear'", lambda: diffusion.alpha_bar(10, "quadratic"),
         allowed="'cosine' or 'linear'"),
     Row("diffusion.Diffusion", "L", "an integer >= 0", lambda: diffusion.Diffusion(diffusion.DiffusionConfig(), -1),

@@ -1,0 +1,89 @@
+"""Why a larger degree L changes the diffusion: the spectrum of the SHDD latent, measured by band.
+
+A Dirac delta has a flat spectrum: by the addition theorem its degree-l band holds
+Σ_m Y_lm(x)² = (2l+1)/(4π) for every x, so in the scaled latent x0 = √(4π) Y(x) every coefficient
+has mean square 1 and band l carries 2l+1 of the (L+1)² units of energy. A natural image's spectrum
+decays, which is what makes image diffusion generate coarse to fine. Here:
+
+* **Loss share.** The bands above L/2 hold 1 - (L/2+1)²/(L+1)² ≈ 75% of the target's energy at any
+  L, and those are the bands an image that leaves the location uncertain cannot predict: with a
+  posterior spread over a radius r, the optimum x̂0 keeps band l only to about exp(-l²r²/2), so
+  their error stays ≈ 2l+1 per band whatever the network does (``band_errors``).
+* **Signal to noise.** Under q(x_t | x0) each coefficient sees SNR_t = ᾱ_t/(1-ᾱ_t) (times w_l² for a
+  weighted spectrum), but the *location* sums the evidence of all (L+1)² coefficients: correlating
+  x_t with a candidate point's latent gives √SNR_t · (L+1) (``diffusion.location_snr``). At L = 64
+  x_t locates the point by itself at noise levels where at L = 16 it says nothing
+  (``noisy_latent_errors``), so training spends most timesteps on noise levels where the image is
+  not needed, and the sampler has few steps in which the image decides the continent.
+
+This module measures those quantities for notebook 02's diagnosis; ``diffusion`` holds the fixes
+(``spectrum``, ``band_weight``, ``schedule_shift``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import geo, shdd
+from .diffusion import Diffusion, DiffusionConfig, degrees
+
+
+def band_sums(x: torch.Tensor, L: int) -> torch.Tensor:
+    """Σ over m of x within each degree band: [..., (L+1)²] -> [..., L+1]."""
+    idx = degrees(L).to(x.device)
+    out = torch.zeros(*x.shape[:-1], L + 1, dtype=x.dtype, device=x.device)
+    return out.index_add_(-1, idx, x)
+
+
+def band_errors(ld, emb, lat, lon, timesteps, seed: int = 0, batch: int = 512) -> pd.DataFrame:
+    """The trained denoiser's error per degree band and timestep (``experiment.denoised``).
+
+    Columns: t, abar, l, ``mse`` = mean over images of Σ_m (x̂0 - x0)²_lm in the latent (band l's
+    part of the summed squared error), ``share`` = that band's share of the total at this t,
+    ``relative`` = mse / Σ_m x0_lm² (0: exact; 1: as far off as predicting zero for that band).
+    """
+    from .experiment import denoised
+
+    L = ld.settings.L
+    acc: dict[int, list] = {}
+    for t, x0, x0_hat in denoised(ld, emb, lat, lon, timesteps, seed, batch):
+        e = band_sums((x0_hat - x0) ** 2, L).sum(0).double().cpu()
+        s = band_sums(x0 ** 2, L).sum(0).double().cpu()
+        a = acc.setdefault(t, [torch.zeros(L + 1, dtype=torch.float64), torch.zeros(L + 1, dtype=torch.float64), 0])
+        a[0] += e
+        a[1] += s
+        a[2] += len(x0)
+    rows = []
+    for t, (e, s, n) in acc.items():
+        for l in range(L + 1):
+            rows.append({"t": t, "abar": float(ld.diffusion.abar[t]), "l": l, "mse": float(e[l]) / n,
+                         "share": float(e[l] / e.sum()), "relative": float(e[l] / s[l])})
+    return pd.DataFrame(rows)
+
+
+def noisy_latent_errors(L: int, lat, lon, timesteps, config: DiffusionConfig | None = None,
+                        seed: int = 0) -> pd.DataFrame:
+    """How far the mode of a noisy latent x_t itself lies from the true point (no network at all).
+
+    For each t: x_t = √ᾱ_t x0 + √(1-ᾱ_t) ε (seeded), decoded by ``shdd.decode`` after
+    ``Diffusion.to_coeffs``. Columns: t, abar, location_snr (√SNR_t · (L+1)), median_km and
+    acc@750km (share within 750 km). Where acc@750km is high, x_t already holds the answer, so the
+    denoiser can read the location from x_t instead of from the image.
+    """
+    from .diffusion import location_snr
+
+    d = Diffusion(config or DiffusionConfig(), L)
+    lat, lon = geo.validate_latlon(lat, lon)
+    x0 = d.encode(lat, lon)
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    for t in timesteps:
+        tt = torch.full((len(x0),), int(t), dtype=torch.long)
+        x_t = d.q_sample(x0, tt, torch.randn(x0.shape, generator=gen))
+        plat, plon, _ = shdd.decode(d.to_coeffs(x_t), refine_iters=0)
+        dist = geo.distance_km(lat, lon, plat[:, 0].numpy(), plon[:, 0].numpy())
+        abar = float(d.abar[int(t)])
+        rows.append({"t": int(t), "abar": abar, "location_snr": float(location_snr(torch.tensor(abar), L)),
+                     "median_km": float(np.median(dist)), "acc@750km": float(np.mean(dist <= 750))})
+    return pd.DataFrame(rows)
