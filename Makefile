@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PROFILE ?= cpu
+# REDRAW=1: notebook 06 redraws its figures from the committed ablations.csv instead of training
+REDRAW ?=
 # The torch wheel installed first. 2.13.0 is a CPU build where a local wheel lies on disk;
 # set TORCH=torch (or your own spec) for a CUDA build on a GPU machine.
 TORCH ?= torch==2.13.0
@@ -33,11 +35,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
-figures: $(STAMP)  ## execute every notebook in order with papermill (PROFILE=cpu|smoke|gpu; DATASET=spec.json); figures land in figures/
+figures: $(STAMP)  ## execute every notebook in order with papermill (PROFILE=cpu|smoke|gpu; DATASET=spec.json; REDRAW=1 redraws 06 from its committed CSV); figures land in figures/
 	@mkdir -p $(EXECUTED)
 	@t0=$$(date +%s); for nb in $(NOTEBOOKS); do \
 	  name=$$(basename $$nb); echo "== $$name (profile $(PROFILE))"; t=$$(date +%s); \
-	  LOCDIFF_PROFILE=$(PROFILE) $(BIN)/papermill --cwd notebooks -p profile $(PROFILE) $(DATASET_ARG) \
+	  LOCDIFF_PROFILE=$(PROFILE) LOCDIFF_REDRAW=$(REDRAW) $(BIN)/papermill --cwd notebooks -p profile $(PROFILE) $(DATASET_ARG) \
 	    $$nb $(EXECUTED)/$$name --progress-bar || { echo "FAILED: $$name"; exit 1; }; \
 	  echo "== $$name took $$(( $$(date +%s) - t )) s"; \
 	done; echo "== all notebooks took $$(( $$(date +%s) - t0 )) s"

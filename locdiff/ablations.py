@@ -13,6 +13,7 @@ chain, or a single denoising step from pure noise, i.e. SHDD regression).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,7 +29,8 @@ ABLATION_COLUMNS = ("group", "variant", "base") + evaluate.RESULT_COLUMNS
 
 
 def trained_variants(profile: Profile) -> list[tuple[str, str, dict]]:
-    """(group, variant label, settings changes) of every variant that needs its own training."""
+    """(group, variant label, settings changes) of every variant that needs its own training, for the
+    groups the profile trains (``ablations.groups``)."""
     base = profile.locdiff
     out = [("degree L", f"L = {L}", {"L": L}) for L in profile.ablations.degrees]
     out += [("loss", {"mse": "MSE", "shdd_kl": "SHDD-KL", "mse+kl": "MSE + SHDD-KL"}[k], {"loss": k})
@@ -36,12 +38,37 @@ def trained_variants(profile: Profile) -> list[tuple[str, str, dict]]:
     out += [("prediction target", {"x0": "x0", "eps": "epsilon"}[k], {"prediction": k}) for k in ("x0", "eps")]
     out += [("network", {"csunet": "CS-UNet", "mlp": "plain MLP"}[k], {"arch": k}) for k in ("csunet", "mlp")]
     out += [("dropout", f"dropout {p:g}", {"dropout": p}) for p in sorted({0.0, base.dropout, 0.6})]
-    return out
+    return [v for v in out if v[0] in profile.ablations.groups]
 
 
-def _settings(profile: Profile, changes: dict):
+def _settings(profile: Profile, changes: dict, steps: int | None = None):
     a, s = profile.ablations, profile.locdiff
-    return replace(s, steps=a.steps, eval_every=a.steps, warmup=min(s.warmup, a.steps // 4), **changes)
+    steps = a.steps if steps is None else steps
+    # validated as often as the main run at its length, four times in a shorter one (learning curves)
+    return replace(s, steps=steps, eval_every=s.eval_every if steps == s.steps else max(1, steps // 4),
+                   warmup=min(s.warmup, steps // 4), **changes)
+
+
+def fit_variant(profile: Profile, changes: dict, steps: int | None = None, progress: bool = True):
+    """The profile's LocDiff with ``changes`` trained for ``steps`` steps (default ``ablations.steps``),
+    or reused from its cache folder ``checkpoints/<tag>/ablations/<slug>``: (LocDiff, training log).
+    Notebook 02's diagnosis and notebook 06 share these runs. The base variant at the main model's
+    length is the main model itself (``experiment.fit(profile)``, notebook 02's run)."""
+    steps = profile.ablations.steps if steps is None else steps
+    is_base = _is_base(profile, changes)
+    if is_base and steps == profile.locdiff.steps:
+        return experiment.fit(profile, progress=progress)
+    slug = "-".join(f"{k}{v}" for k, v in sorted(changes.items())) if not is_base else "base"
+    if steps != profile.ablations.steps:
+        slug += f"-steps{steps}"
+    return experiment.fit(profile, _settings(profile, {} if is_base else changes, steps),
+                          out_dir=experiment.checkpoint_dir(profile, f"ablations/{slug}"), overwrite=True,
+                          progress=progress)       # a cache of the notebooks'
+
+
+def train_seconds(log: pd.DataFrame) -> float:
+    """The training time of a run from its log (NaN when the log does not record it)."""
+    return float(log["time_s"].iloc[-1]) if "time_s" in log else float("nan")
 
 
 def _is_base(profile: Profile, changes: dict) -> bool:
@@ -57,13 +84,26 @@ def _stored_key(key_path) -> str | None:
     return meta.get("key") if isinstance(meta, dict) else None
 
 
+REDRAW_VAR = "LOCDIFF_REDRAW"
+
+
 def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int = 1000) -> pd.DataFrame:
-    """Train (or reuse) every variant, score it, write ``data/results/<profile>/ablations.csv`` (and
-    beside it ``ablations.json``, the settings key: the CSV is reused only for the same settings)."""
+    """Train (or reuse) every variant, score it, write ``data/results/<profile>/ablations.csv``.
+
+    The CSV is reused only when this machine computed it with the same settings: the settings key
+    lies in the (git-ignored) cache folder, ``ablations-<profile>.json``, so a fresh clone
+    recomputes every number. Redrawing from the committed CSV without training is an explicit
+    choice: ``LOCDIFF_REDRAW=1`` (``make figures REDRAW=1``)."""
+    from .data.bluemarble import cache_dir
+
     path = evaluate.results_dir(profile.tag) / "ablations.csv"
-    key_path = path.with_suffix(".json")                  # the settings the CSV was computed with
+    key_path = cache_dir() / f"ablations-{profile.tag}.json"      # the settings the CSV was computed with here
     key = datasets.settings_key(profile, n_boot=n_boot)
-    if reuse and path.exists() and _stored_key(key_path) == key:
+    redraw = os.environ.get(REDRAW_VAR) == "1"
+    if redraw and not path.exists():
+        raise FileNotFoundError(f"{REDRAW_VAR}=1 redraws from the committed {path}, which does not exist; unset it "
+                                f"to compute the ablations")
+    if reuse and path.exists() and (redraw or _stored_key(key_path) == key):
         try:
             df = pd.read_csv(path)
         except (ValueError, OSError, UnicodeDecodeError):              # damaged: recompute
@@ -86,15 +126,12 @@ def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int
             rows.append({"group": group, "variant": variant, "base": is_base, **r})
 
     for group, variant, changes in tqdm(trained_variants(profile), desc="ablation variants", disable=not progress):
-        slug = "-".join(f"{k}{v}" for k, v in sorted(changes.items()))
         is_base = _is_base(profile, changes)
         if is_base and "base" in models:
             ld, seconds = models["base"]
         else:
-            out = experiment.checkpoint_dir(profile, "ablations/base" if is_base else f"ablations/{slug}")
-            ld, log = experiment.fit(profile, _settings(profile, {} if is_base else changes), out_dir=out,
-                                     overwrite=True, progress=progress)       # a cache of the notebook's
-            seconds = float(log["time_s"].iloc[-1]) if "time_s" in log else float("nan")
+            ld, log = fit_variant(profile, changes, progress=progress)
+            seconds = train_seconds(log)
             if is_base:
                 models["base"] = (ld, seconds)
         score(group, variant, is_base, ld.predict(E, n=a.samples, seed=profile.seed), seconds)

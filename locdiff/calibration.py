@@ -72,7 +72,8 @@ def sample_vmf(mu: torch.Tensor, k: float, generator: torch.Generator) -> torch.
 def kde_scores(sample_lat, sample_lon, lat, lon, width_km: float, draws: int = 1000, seed: int = 0,
                batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(NLL [B], HDR level [B]) of the truths (lat, lon [B]) under each image's kernel density of its
-    samples (sample_lat, sample_lon [B, n]); degrees in, nats out."""
+    samples (sample_lat, sample_lon [B, n]); degrees in, nats out. ``draws`` = 0 skips the HDR
+    levels (NaN), e.g. to choose a width by NLL."""
     k = kappa(width_km)
     S = torch.from_numpy(geo.latlon_to_xyz(np.asarray(sample_lat, np.float64), np.asarray(sample_lon, np.float64)))
     X = torch.from_numpy(geo.latlon_to_xyz(np.asarray(lat, np.float64), np.asarray(lon, np.float64)))
@@ -82,6 +83,10 @@ def kde_scores(sample_lat, sample_lon, lat, lon, width_km: float, draws: int = 1
         s, x = S[i:i + batch], X[i:i + batch, None]
         b, n = s.shape[:2]
         lp_truth = kde_logpdf(s, x, k)[:, 0]
+        nll.append(-lp_truth)
+        if draws == 0:
+            level.append(torch.full((b,), float("nan"), dtype=torch.float64))
+            continue
         # draws from p': a kernel around a random sample, or (share ε) a uniform point
         pick = torch.randint(0, n, (b, draws), generator=gen)
         centre = torch.gather(s, 1, pick[..., None].expand(-1, -1, 3)).reshape(-1, 3)
@@ -89,7 +94,6 @@ def kde_scores(sample_lat, sample_lon, lat, lon, width_km: float, draws: int = 1
         uni = torch.rand(b, draws, generator=gen) < UNIFORM_MIX
         y[uni] = torch.nn.functional.normalize(torch.randn(int(uni.sum()), 3, generator=gen, dtype=y.dtype), dim=-1)
         lp_y = kde_logpdf(s, y, k)
-        nll.append(-lp_truth)
         level.append((lp_y > lp_truth[:, None]).double().mean(1))
     return torch.cat(nll).numpy(), torch.cat(level).numpy()
 
@@ -112,3 +116,25 @@ def coverage(levels: np.ndarray, alphas=LEVELS) -> np.ndarray:
     """Share of images whose truth lies in the α-HDR (HDR level ≤ α), for each α: [len(alphas)]."""
     levels = np.asarray(levels)
     return np.array([(levels <= a).mean() for a in alphas])
+
+
+KDE_WIDTHS_KM = (25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0)
+
+
+def choose_width(sample_lat, sample_lon, lat, lon, widths=KDE_WIDTHS_KM) -> float:
+    """The kernel width (km) of ``widths`` with the lowest mean NLL of the truths (use val, not test)."""
+    nll = [kde_scores(sample_lat, sample_lon, lat, lon, w, draws=0)[0].mean() for w in widths]
+    return float(widths[int(np.argmin(nll))])
+
+
+def summary(nll, level, n_boot: int = 1000, seed: int = 0, alphas=(0.5, 0.9)) -> dict:
+    """Mean NLL and the coverage of the α-HDRs, each with a 95% percentile-bootstrap interval over
+    images: {"nll": (value, low, high), "coverage@50": ..., "coverage@90": ...}."""
+    nll, level = np.asarray(nll, np.float64), np.asarray(level, np.float64)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(nll), size=(n_boot, len(nll)))
+    out = {"nll": (nll.mean(), *np.percentile(nll[idx].mean(1), [2.5, 97.5]))}
+    for a in alphas:
+        inside = level <= a
+        out[f"coverage@{round(100 * a)}"] = (100 * inside.mean(), *np.percentile(100 * inside[idx].mean(1), [2.5, 97.5]))
+    return {k: tuple(float(x) for x in v) for k, v in out.items()}

@@ -106,13 +106,22 @@ def run(profile: Profile, methods=METHODS, splits=None, n_boot: int = 1000, reus
             seconds = time.perf_counter() - t0
             if name == "LocDiff":
                 locdiff_out = p
-            preds[(name, split)] = {k: np.asarray(v) for k, v in p.items() if k in ("lat", "lon", "sample_lat", "sample_lon")}
+            preds[(name, split)] = {k: np.asarray(v) for k, v in p.items()
+                                    if k in ("lat", "lon", "sample_lat", "sample_lon", "cell_prob")}
+            if f.cells is not None:
+                preds[(name, split)]["cell_keys"] = f.cells.keys
             rows += evaluate.result_rows(profile.tag, name, split, truth.lat, truth.lon, p["lat"], p["lon"],
                                          train_seconds=f.train_seconds, predict_seconds=seconds,
                                          sample_lat=p.get("sample_lat"), sample_lon=p.get("sample_lon"),
                                          n_boot=n_boot, seed=profile.seed)
             bar.update()
     bar.close()
+    val = datasets.load(profile, ["val"], progress=False)["val"]
+    n_val = min(profile.baselines.val_images, len(val))
+    for name in GENERATIVE:                   # val samples: each kernel density's width is chosen on them
+        if name in fitted:
+            p = fitted[name].predict(emb["val"][:n_val])
+            preds[(name, "val")] = {k: np.asarray(p[k]) for k in ("sample_lat", "sample_lon")}
     df = evaluate.write_results(rows, csv)
     tuning = pd.concat([f.tuning.assign(method=name) for name, f in fitted.items() if len(f.tuning)], ignore_index=True)
     atomic_write(tuning_csv, lambda tmp: tuning.to_csv(tmp, index=False))
@@ -150,5 +159,59 @@ def truths(profile: Profile, splits=None) -> dict:
     return {s: (data[s].lat, data[s].lon) for s in splits}
 
 
-__all__ = ["METHODS", "GENERATIVE", "fit_all", "fit_locdiff", "lr_search", "run", "truths"]
+DENSITY_METHODS = ("Classification", "Raw diffusion", "Flow matching", "LocDiff")
+
+
+def distribution_scores(profile: Profile, preds: dict, splits=None, n_boot: int = 1000,
+                        draws: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each method's predicted distribution scored as a distribution (``locdiff.calibration``).
+
+    Classification: its softmax over cells; the generative methods: a vMF kernel density of their
+    samples, the width chosen per method on val (``calibration.choose_width``). Returns
+    (table: method, split, width_km, and value / ci_low / ci_high of nll, coverage@50, coverage@90;
+    reliability: method, split, alpha, coverage), written to ``distributions.csv`` and
+    ``reliability.csv`` in the profile's results folder.
+    """
+    from . import calibration
+    from .baselines.classification import Cells
+
+    splits = tuple(datasets.test_splits(profile) if splits is None else splits)
+    truth = truths(profile, splits + ("val",))
+    n_val = len(preds[next(m for m in GENERATIVE if (m, "val") in preds), "val"]["sample_lat"]) if any(
+        (m, "val") in preds for m in GENERATIVE) else 0
+    rows, rel = [], []
+    for method in DENSITY_METHODS:
+        width = float("nan")
+        if method != "Classification" and (method, "val") in preds:
+            v = preds[(method, "val")]
+            width = calibration.choose_width(v["sample_lat"], v["sample_lon"], *(a[:n_val] for a in truth["val"]))
+        for split in splits:
+            p = preds.get((method, split))
+            if p is None:
+                continue
+            lat, lon = truth[split]
+            if method == "Classification":
+                if "cell_prob" not in p:
+                    continue
+                cells = Cells(p["cell_keys"])
+                nll, level = calibration.cell_scores(p["cell_prob"], cells.area, cells.locate(lat, lon))
+            else:
+                if width != width:
+                    continue
+                nll, level = calibration.kde_scores(p["sample_lat"], p["sample_lon"], lat, lon, width, draws,
+                                                    seed=profile.seed)
+            for metric, (val_, lo, hi) in calibration.summary(nll, level, n_boot, profile.seed).items():
+                rows.append({"method": method, "split": split, "width_km": width, "metric": metric,
+                             "value": val_, "ci_low": lo, "ci_high": hi, "n_images": len(lat)})
+            rel += [{"method": method, "split": split, "alpha": a, "coverage": c}
+                    for a, c in zip(calibration.LEVELS, calibration.coverage(level))]
+    table, reliability = pd.DataFrame(rows), pd.DataFrame(rel)
+    out_dir = evaluate.results_dir(profile.tag)
+    atomic_write(out_dir / "distributions.csv", lambda tmp: table.to_csv(tmp, index=False))
+    atomic_write(out_dir / "reliability.csv", lambda tmp: reliability.to_csv(tmp, index=False))
+    return table, reliability
+
+
+__all__ = ["METHODS", "GENERATIVE", "DENSITY_METHODS", "distribution_scores", "fit_all", "fit_locdiff", "lr_search",
+           "run", "truths"]
 

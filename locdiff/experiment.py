@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from . import datasets, geo
-from .diffusion import DDIMSampler, DDPMSampler, Diffusion, DiffusionConfig, predict
+from .diffusion import DDIMSampler, DDPMSampler, Diffusion, DiffusionConfig, predict, shift_for_degree
 from .model import CSUNet, CSUNetConfig, PlainMLP
 from .profiles import LocDiffSettings, Profile
 from .io import FolderLock
@@ -78,10 +78,19 @@ def _configs(settings: LocDiffSettings, embed_dim: int) -> tuple[CSUNetConfig, D
                        w0=settings.w0, dropout=settings.dropout)
     dcfg = DiffusionConfig(T=settings.T, schedule=settings.schedule, prediction=settings.prediction,
                            loss=settings.loss, kl_weight=settings.kl_weight, kl_width=settings.kl_width,
-                           p_uncond=settings.p_uncond, schedule_shift=settings.schedule_shift,
+                           p_uncond=settings.p_uncond, schedule_shift=resolved_shift(settings),
                            spectrum=settings.spectrum, spectrum_width=settings.spectrum_width,
                            band_weight=settings.band_weight)
     return cfg, dcfg
+
+
+def resolved_shift(settings: LocDiffSettings) -> float:
+    """The schedule shift k of these settings: ``schedule_shift``, or for "auto" (L+1)/17."""
+    if settings.schedule_shift == "auto":
+        return shift_for_degree(settings.L)
+    if isinstance(settings.schedule_shift, str):
+        raise ValueError(f"schedule_shift must be a number in [0.001, 1000] or 'auto'; got {settings.schedule_shift!r}")
+    return settings.schedule_shift
 
 
 def run_config(profile: Profile, settings: LocDiffSettings, embed_dim: int) -> dict:

@@ -75,7 +75,7 @@ _LOCDIFF_REALS = {"w0": dict(positive=True), "dropout": dict(low=0.0, high=0.999
                   "kl_weight": dict(low=0.0, high=1e6), "p_uncond": dict(low=0.0, high=0.999999),
                   "lr": dict(positive=True), "ema_decay": dict(low=0.0, high=0.999999),
                   "guidance": dict(low=0.0, high=1e6), "kl_width": dict(low=1e-3, high=1e3),
-                  "schedule_shift": dict(low=1e-3, high=1e3), "spectrum_width": dict(low=1e-3, high=1e3)}
+                  "spectrum_width": dict(low=1e-3, high=1e3)}
 _LOCDIFF_CHOICES = {"arch": ("csunet", "mlp"), "schedule": ("cosine", "linear"), "prediction": ("x0", "eps", "v"),
                     "loss": ("mse", "shdd_kl", "mse+kl"), "spectrum": ("flat", "heat", "band"),
                     "band_weight": ("flat", "band")}
@@ -89,6 +89,8 @@ def validate_locdiff(sec: dict) -> LocDiffSettings:
         _int(sec[name], f"locdiff.{name}", low, high)
     for name, kw in _LOCDIFF_REALS.items():
         _real(sec[name], f"locdiff.{name}", **kw)
+    if sec["schedule_shift"] != "auto":
+        _real(sec["schedule_shift"], "locdiff.schedule_shift", low=1e-3, high=1e3)
     for name, choices in _LOCDIFF_CHOICES.items():
         if sec[name] not in choices:
             raise PretrainedError(f"config.json: locdiff.{name} must be one of {', '.join(choices)}; got {sec[name]!r}")

@@ -69,7 +69,7 @@ class EncoderSettings:
 class LocDiffSettings:
     """LocDiff itself (notebooks 02-03, ``locdiff.experiment``): model, diffusion, training, sampling."""
 
-    L: int = 16
+    L: int = 64                    # with the shifted schedule and band weights below (notebook 02's diagnosis)
     arch: str = "csunet"           # denoiser: "csunet" (FiLM-SIREN UNet) or "mlp" (the ablation's plain MLP)
     widths: tuple[int, ...] = (512, 256, 128)
     cond_dim: int = 256
@@ -82,10 +82,11 @@ class LocDiffSettings:
     kl_weight: float = 1.0
     kl_width: float = 0.27         # SHDD-KL densities: heat kernel of σ = kl_width·(L+1) (locdiff.divergence)
     p_uncond: float = 0.1
-    schedule_shift: float = 1.0    # SNR_t / k² (diffusion.shift_for_degree: (L+1)/17 matches L = 16's)
+    schedule_shift: float | str = "auto"   # SNR_t / k²; "auto": k = (L+1)/17 (diffusion.shift_for_degree), L = 16's
+                                        # location signal-to-noise ratio at every t
     spectrum: str = "flat"         # latent spectrum: "flat", "heat" or "band" (diffusion.spectral_weights)
     spectrum_width: float = 0.5
-    band_weight: str = "flat"      # MSE weight per degree band: "flat" or "band"
+    band_weight: str = "band"      # MSE weight per degree band: "flat" or "band" (equal share per degree)
     steps: int = 4000
     batch_size: int = 256
     lr: float = 1e-3
@@ -138,16 +139,22 @@ class BaselineSettings:
     hybrid_k: tuple[int, ...] = (1, 3, 10, 30)      # tuned: retrieval candidates re-ranked by the LocDiff field
 
 
+ALL_GROUPS = ("degree L", "loss", "prediction target", "network", "dropout")
+
+
 @dataclass(frozen=True)
 class AblationSettings:
     """Notebook 06: LocDiff variants trained for ``steps`` steps each, evaluated on ``images``
     test_iid tiles with ``samples`` samples."""
 
-    steps: int = 600               # 1200, then 800, until 2026-11-29: cut to fit the cpu suite in an hour
+    steps: int = 4000              # as long as the main model: the base variant is the main model
     images: int = 500
     samples: int = 16
     degrees: tuple[int, ...] = (8, 16, 32, 64)
     sample_counts: tuple[int, ...] = (1, 4, 16, 64)
+    groups: tuple[str, ...] = ("degree L",)    # trained groups: the cpu hour holds the degree sweep only
+    # (all groups: "degree L", "loss", "prediction target", "network", "dropout"; see ALL_GROUPS)
+    short_steps: int = 1000        # notebook 02's diagnosis runs (plain vs fixed latent at the top degree)
 
 
 @dataclass(frozen=True)
@@ -193,7 +200,8 @@ _PROFILES = {
                                    queue_negatives=128, gen_widths=(64, 64), gen_steps=150, guidance=(1.0,),
                                    raw_diffusion_lr=(1e-3,), flow_matching_lr=(1e-3,),
                                    hybrid_k=(1, 5)),
-        ablations=AblationSettings(steps=60, images=100, samples=4, degrees=(4, 8), sample_counts=(1, 4)),
+        ablations=AblationSettings(steps=60, images=100, samples=4, degrees=(4, 8), sample_counts=(1, 4),
+                                   groups=ALL_GROUPS, short_steps=60),
     ),
     "cpu": Profile(
         name="cpu",
@@ -210,13 +218,14 @@ _PROFILES = {
         ),
         data=DataSettings(n_train=500_000, n_val=10_000, n_test=10_000, min_population=1000),
         encoder=EncoderSettings(widths=(64, 128, 256), epochs=20, batch_size=1024),
-        locdiff=LocDiffSettings(L=32, widths=(2048, 1024, 512, 256), cond_dim=512, steps=100_000,
+        locdiff=LocDiffSettings(L=64, widths=(2048, 1024, 512, 256), cond_dim=512, steps=100_000,
                                 batch_size=1024, warmup=2000, eval_every=5000, val_images=2000, samples=32, ddim_steps=50),
         baselines=BaselineSettings(hidden=(1024, 1024), steps=50_000, tune_steps=10_000, batch_size=1024,
                                    warmup=1000, val_images=5000, cell_max_count=(200, 1000, 5000),
                                    queue_negatives=4096, gen_widths=(1024, 512, 256), gen_steps=100_000,
                                    raw_diffusion_lr=(1e-3, 3e-4), flow_matching_lr=(1e-3, 3e-4)),
-        ablations=AblationSettings(steps=20_000, images=5000, samples=32, sample_counts=(1, 8, 32, 128)),
+        ablations=AblationSettings(steps=100_000, images=5000, samples=32, sample_counts=(1, 8, 32, 128),
+                                   degrees=(16, 32, 64, 128), groups=ALL_GROUPS, short_steps=10_000),
     ),
 }
 

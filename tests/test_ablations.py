@@ -46,8 +46,9 @@ def test_build_rejects_unknown_arch_and_methods():
 
 
 def test_results_are_reused_only_for_the_same_settings(tmp_path, monkeypatch):
-    """ablations.run returns a stored CSV only when its settings key matches the profile's; a changed
-    setting (here the training steps) recomputes instead of showing stale numbers."""
+    """ablations.run returns a stored CSV only when the settings key this machine stored (in the
+    cache folder) matches the profile's; a changed setting (here the training steps) or a CSV
+    without a key here (a fresh clone's committed CSV) recomputes, unless LOCDIFF_REDRAW=1."""
     import json
     from dataclasses import replace
 
@@ -56,13 +57,17 @@ def test_results_are_reused_only_for_the_same_settings(tmp_path, monkeypatch):
     from locdiff import ablations, datasets, profiles
 
     monkeypatch.setenv("LOCDIFF_ROOT", str(tmp_path))
+    monkeypatch.setenv("LOCDIFF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LOCDIFF_REDRAW", raising=False)
     P = profiles.get("smoke")
     groups = sorted({g for g, _, _ in ablations.trained_variants(P)})
     stored = pd.DataFrame([{c: (g if c == "group" else 0) for c in ablations.ABLATION_COLUMNS} for g in groups])
     out = tmp_path / "data" / "results" / "smoke"
     out.mkdir(parents=True)
     stored.to_csv(out / "ablations.csv", index=False)
-    (out / "ablations.json").write_text(json.dumps({"key": datasets.settings_key(P, n_boot=1000)}))
+    key_path = tmp_path / "cache" / "ablations-smoke.json"
+    key_path.parent.mkdir()
+    key_path.write_text(json.dumps({"key": datasets.settings_key(P, n_boot=1000)}))
 
     class Recomputed(Exception):
         pass
@@ -75,13 +80,18 @@ def test_results_are_reused_only_for_the_same_settings(tmp_path, monkeypatch):
     assert datasets.settings_key(changed) != datasets.settings_key(P)
     with pytest.raises(Recomputed):
         ablations.run(changed)                                            # other settings: recomputed
-    (out / "ablations.json").unlink()
+    key_path.unlink()
     with pytest.raises(Recomputed):
-        ablations.run(P)                                                  # no key: recomputed
+        ablations.run(P)                                                  # no key here: recomputed
+    monkeypatch.setenv("LOCDIFF_REDRAW", "1")
+    assert len(ablations.run(changed)) == len(groups)                   # explicit redraw: the CSV as it is
+    (out / "ablations.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="LOCDIFF_REDRAW=1 redraws from the committed"):
+        ablations.run(P)
 
 
 def test_run_writes_the_settings_key_it_is_reused_with(tmp_path, monkeypatch):
-    """The ablations.json that run() writes holds the profile's settings key (not a variant's), so
+    """The key file that run() writes (in the cache folder) holds the profile's settings key (not a variant's), so
     the next run with the same settings reuses the CSV. Training and data are replaced by an
     untrained smoke-sized LocDiff on random embeddings: only the bookkeeping is under test."""
     import json
@@ -93,6 +103,8 @@ def test_run_writes_the_settings_key_it_is_reused_with(tmp_path, monkeypatch):
     from locdiff import datasets
 
     monkeypatch.setenv("LOCDIFF_ROOT", str(tmp_path))
+    monkeypatch.setenv("LOCDIFF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LOCDIFF_REDRAW", raising=False)
     P = profiles.get("smoke")
     n, rng = 20, np.random.default_rng(0)
     emb = rng.standard_normal((n, P.encoder.embed_dim)).astype(np.float32)
@@ -103,7 +115,7 @@ def test_run_writes_the_settings_key_it_is_reused_with(tmp_path, monkeypatch):
     monkeypatch.setattr(experiment, "fit", lambda profile, settings=None, **k: (
         experiment.build(settings or profile.locdiff, P.encoder.embed_dim), pd.DataFrame({"time_s": [1.0]})))
     df = ablations.run(P, n_boot=20, progress=False)
-    written = json.loads((tmp_path / "data" / "results" / "smoke" / "ablations.json").read_text())
+    written = json.loads((tmp_path / "cache" / "ablations-smoke.json").read_text())
     assert written["key"] == datasets.settings_key(P, n_boot=20)
 
     def refuse(*a, **k):

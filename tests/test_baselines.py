@@ -203,3 +203,25 @@ def test_generative_learning_rates_per_method_and_the_search(toy, monkeypatch, o
     seen.clear()
     flow = generative.fit_flow_matching(ctx, progress=False)
     assert [lr for _, lr in seen] == [5e-4] and "lr" in flow.tuning and set(flow.tuning.lr) == {5e-4}
+
+
+def test_cells_locate_the_training_points_and_have_the_chart_areas():
+    """Every training point is located in the cell adaptive_cells gave it; a box's area is
+    (sin lat₂ - sin lat₁)·Δlon (the sphere's area element), 4π/(8·4^level) in the equal-area chart."""
+    rng = np.random.default_rng(0)
+    lat = np.degrees(np.arcsin(rng.uniform(-1, 1, 3000)))
+    lon = rng.uniform(-180, 180, 3000)
+    cell, _, _, cells = classification.adaptive_cells(lat, lon, 100, return_cells=True)
+    np.testing.assert_array_equal(cells.locate(lat, lon), cell)
+    assert cells.area.sum() == pytest.approx(4 * math.pi)            # uniform points leave no empty leaf
+    # one level-0 box: latitudes 0..90, longitudes -180..-90: (sin 90° - sin 0°) · π/2
+    one = classification.adaptive_cells([45.0, 50.0], [-170.0, -100.0], 100, return_cells=True)[3]
+    assert one.area.tolist() == pytest.approx([math.pi / 2])
+    assert one.locate([10.0, -10.0, 60.0], [-120.0, -120.0, 0.0]).tolist() == [0, -1, -1]
+
+
+def test_classification_predicts_cell_probabilities(toy, one_torch_thread):
+    fitted = classification.fit(toy, progress=False)
+    out = fitted.predict(toy.emb[:5].cpu().numpy())
+    np.testing.assert_allclose(out["cell_prob"].sum(1), 1.0, rtol=1e-5)
+    assert out["cell_prob"].shape[1] == len(fitted.cells.keys)

@@ -60,6 +60,7 @@ class Fitted:
     train_seconds: float
     tuning: pd.DataFrame = field(default_factory=pd.DataFrame)
     model: nn.Module | None = None
+    cells: object | None = None        # classification: the cells' boxes (areas, locate) for its density
 
 
 def mlp(d_in: int, hidden: tuple[int, ...], d_out: int, dropout: float) -> nn.Sequential:
