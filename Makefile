@@ -62,10 +62,10 @@ bench: $(STAMP)  ## speed benchmarks; ratios printed, CSVs under data/results/
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_scale.py
 
-weights: $(STAMP)  ## retrain (or reuse) the cpu-profile LocDiff and export it to locdiff/weights/locdiff-cpu (shipped)
+weights: $(STAMP)  ## retrain (or reuse) the cpu-profile LocDiff and export it (float16) to locdiff/weights/locdiff-cpu (shipped)
 	$(BIN)/python -c "from locdiff import pipeline, profiles; \
 	  p = pipeline.LocDiffPipeline.from_experiment(profiles.get('cpu')); \
-	  print('wrote', p.save_pretrained(pipeline.shipped_weights()))"
+	  print('wrote', p.save_pretrained(pipeline.shipped_weights(), half=True))"
 
 clean:  ## remove executed notebooks, caches and smoke figures (keeps .venv, committed figures and results)
 	rm -rf build data/cache figures/smoke .pytest_cache

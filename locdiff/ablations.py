@@ -1,8 +1,10 @@
 """LocDiff ablations (notebook 06): one setting changed at a time, everything else as the base.
 
-The base is the profile's LocDiff trained for ``ablations.steps`` steps (shorter than notebook
-02's run, so that every variant fits the budget); each trained variant changes one setting of
-``LocDiffSettings``; the sampling variants reuse the base model. Every variant is scored on the
+The base is the profile's LocDiff trained for ``ablations.steps`` steps; when that is the main
+run's length (the cpu and gpu profiles) the base is notebook 02's model itself, so that the default
+variant scores what the main model scores. Each trained variant changes one setting of
+``LocDiffSettings``, for the groups in ``ablations.groups`` (the cpu hour holds the degree sweep;
+the gpu profile trains all); the sampling variants reuse the base model. Every variant is scored on the
 first ``ablations.images`` images of the first test split (test_iid on the benchmark) with bootstrap
 intervals (``evaluate.result_rows``).
 

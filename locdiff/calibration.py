@@ -138,3 +138,12 @@ def summary(nll, level, n_boot: int = 1000, seed: int = 0, alphas=(0.5, 0.9)) ->
         inside = level <= a
         out[f"coverage@{round(100 * a)}"] = (100 * inside.mean(), *np.percentile(100 * inside[idx].mean(1), [2.5, 97.5]))
     return {k: tuple(float(x) for x in v) for k, v in out.items()}
+
+
+def sample_spread_km(sample_lat, sample_lon) -> np.ndarray:
+    """Mean great-circle distance (km) between pairs of an image's samples [B, n] -> [B]: how many
+    places a method's samples cover (0 when they all agree)."""
+    S = torch.from_numpy(geo.latlon_to_xyz(np.asarray(sample_lat, np.float64), np.asarray(sample_lon, np.float64)))
+    cos = (S @ S.transpose(1, 2)).clamp(-1, 1)
+    n = S.shape[1]
+    return (geo.EARTH_RADIUS_KM * torch.arccos(cos)).sum((1, 2)).numpy() / max(n * (n - 1), 1)

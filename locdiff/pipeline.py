@@ -279,11 +279,20 @@ class LocDiffPipeline:
                 "encoder": {"widths": list(profile.encoder.widths), "embed_dim": profile.encoder.embed_dim}}
         return cls(enc["encoder"], ld, profile.data.tile_size, meta, device="cpu")
 
-    def save_pretrained(self, path) -> Path:
+    def save_pretrained(self, path, half: bool = False) -> Path:
         """Write the folder atomically (``io.write_folder``: a new folder with a unique temporary name,
         renamed into place). ``path`` must be new, an empty folder, or a pretrained folder (which is
-        replaced; other files in it are kept); anything else is refused with ``PretrainedError``."""
+        replaced; other files in it are kept); anything else is refused with ``PretrainedError``.
+        ``half`` stores the weights in float16 (half the size; ``from_pretrained`` loads them into the
+        float32 model), as the shipped weights are."""
         from safetensors.torch import save_file
+
+        if not isinstance(half, bool):
+            raise PretrainedError(f"half must be True or False; got {half!r}")
+
+        def tensors(module) -> dict:
+            return {k: (v.half() if half and v.is_floating_point() else v).detach().contiguous().cpu()
+                    for k, v in module.state_dict().items()}
 
         if not isinstance(path, (str, os.PathLike)) or str(path).strip() == "":
             raise PretrainedError(f"path must be a folder path (str or os.PathLike); got {path!r}")
@@ -306,10 +315,8 @@ class LocDiffPipeline:
                **{k: v for k, v in self.meta.items() if k not in ("encoder",)}}
 
         def write(tmp: Path) -> None:
-            save_file({k: v.detach().contiguous().cpu() for k, v in self.encoder.state_dict().items()},
-                      str(tmp / "encoder.safetensors"))
-            save_file({k: v.detach().contiguous().cpu() for k, v in self.locdiff.model.state_dict().items()},
-                      str(tmp / "model.safetensors"))
+            save_file(tensors(self.encoder), str(tmp / "encoder.safetensors"))
+            save_file(tensors(self.locdiff.model), str(tmp / "model.safetensors"))
             cfg["sha256"] = {f: sha256(tmp / f) for f in FILES[1:]}
             cfg["config_sha256"] = config_sha256(cfg)
             validate(json.loads(json.dumps(cfg)))          # never write a folder that would not load
@@ -403,7 +410,7 @@ class LocDiffPipeline:
         rank (1 = the point prediction), lat, lon (degrees) and score (field value relative to the
         peak of one certain location, so 1 means all samples agree there). The top_k locations are
         distinct, pairwise at least 180/(L+1) degrees apart (``shdd.decode``); top_k can be at most
-        ``shdd.max_modes(L)`` (66 for the shipped L = 16 model)."""
+        ``shdd.max_modes(L)`` (953 at L = 64, 66 at L = 16)."""
         cap = shdd.max_modes(self.locdiff.settings.L)
         if isinstance(top_k, (bool, np.bool_)) or not isinstance(top_k, (int, np.integer)) or not 1 <= top_k <= cap:
             raise ValueError(f"top_k must be an integer in [1, {cap}] (at most {cap} distinct modes of a "

@@ -67,3 +67,12 @@ def test_cell_scores_by_hand():
 def test_kappa_refuses_widths_outside_its_range():
     with pytest.raises(ValueError, match=r"width_km must be a number of km in \[1, 20000\]"):
         calibration.kappa(0.0)
+
+
+def test_sample_spread_is_the_mean_pairwise_great_circle_distance():
+    lat = np.array([[0.0, 0.0, 0.0], [10.0, 10.0, 10.0]])
+    lon = np.array([[0.0, 90.0, 180.0], [5.0, 5.0, 5.0]])
+    quarter = math.pi / 2 * geo.EARTH_RADIUS_KM
+    # pairs (0,90): quarter, (0,180): half, (90,180): quarter, each counted twice over 6 ordered pairs
+    np.testing.assert_allclose(calibration.sample_spread_km(lat, lon), [(4 * quarter + 2 * 2 * quarter) / 6, 0.0],
+                               atol=1e-2)   # arccos near 1: centimetres

@@ -361,8 +361,13 @@ def test_config_checksum_is_the_sha256_of_the_canonical_json(tiny, tmp_path):
 
 
 def test_shipped_weights_load_with_the_config_checksum():
+    """The shipped folder loads (its config checksum holds) and is the cpu profile's model."""
+    from locdiff import experiment, profiles
+
     p = pipeline.LocDiffPipeline.from_pretrained()
-    assert p.locdiff.settings.L == 16 and p.tile_size == 32
+    cpu = profiles.get("cpu")
+    assert experiment.training_settings(p.locdiff.settings) == experiment.training_settings(cpu.locdiff)
+    assert p.tile_size == cpu.data.tile_size
 
 
 # ----------------------------------------------------------------------------- 10-11. modes

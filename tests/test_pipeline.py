@@ -44,6 +44,24 @@ def test_round_trip_gives_identical_predictions(tiny, tmp_path):
     assert (np.diff(after.score.to_numpy().reshape(3, 3), axis=1) <= 1e-9).all()     # ranked by score
 
 
+def test_half_precision_weights_halve_the_files_and_load_as_float32(tiny, tmp_path):
+    from safetensors.torch import load_file
+
+    tiny.save_pretrained(tmp_path / "full")
+    tiny.save_pretrained(tmp_path / "half", half=True)
+    for f in ("encoder.safetensors", "model.safetensors"):
+        full, half = (tmp_path / "full" / f).stat().st_size, (tmp_path / "half" / f).stat().st_size
+        assert half < 0.55 * full, f
+        stored = load_file(str(tmp_path / "half" / f))
+        assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    back = pipeline.LocDiffPipeline.from_pretrained(tmp_path / "half", device="cpu")
+    assert {p.dtype for p in back.locdiff.model.parameters()} == {torch.float32}
+    for name, p in tiny.locdiff.model.state_dict().items():          # each weight rounded to float16, no more
+        torch.testing.assert_close(back.locdiff.model.state_dict()[name], p.half().float(), rtol=0, atol=0)
+    with pytest.raises(pipeline.PretrainedError, match="half must be True or False"):
+        tiny.save_pretrained(tmp_path / "x", half="yes")
+
+
 def test_accepts_arrays_tensors_pil_and_paths(tiny, tmp_path):
     t = _tiles(1)[0]
     path = tmp_path / "t.png"
