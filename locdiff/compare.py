@@ -205,7 +205,9 @@ def distribution_scores(profile: Profile, preds: dict, splits=None, n_boot: int 
                              "value": val_, "ci_low": lo, "ci_high": hi, "n_images": len(lat)})
             rel += [{"method": method, "split": split, "alpha": a, "coverage": c}
                     for a, c in zip(calibration.LEVELS, calibration.coverage(level))]
-    table, reliability = pd.DataFrame(rows), pd.DataFrame(rel)
+    table = pd.DataFrame(rows, columns=["method", "split", "width_km", "metric", "value", "ci_low", "ci_high",
+                                        "n_images"])
+    reliability = pd.DataFrame(rel, columns=["method", "split", "alpha", "coverage"])
     out_dir = evaluate.results_dir(profile.tag)
     atomic_write(out_dir / "distributions.csv", lambda tmp: table.to_csv(tmp, index=False))
     atomic_write(out_dir / "reliability.csv", lambda tmp: reliability.to_csv(tmp, index=False))

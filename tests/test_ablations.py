@@ -15,7 +15,8 @@ def test_every_group_has_exactly_one_base_variant(name):
     for group, variant, changes in ablations.trained_variants(P):
         groups.setdefault(group, []).append(ablations._is_base(P, changes))
         assert len(changes) == 1, "an ablation changes one setting at a time"
-    assert set(groups) == {"degree L", "loss", "prediction target", "network", "dropout"}
+    assert set(groups) == set(P.ablations.groups)
+    assert set(P.ablations.groups) <= set(profiles.ALL_GROUPS)
     assert all(sum(flags) == 1 for flags in groups.values()), groups
     assert P.ablations.samples in P.ablations.sample_counts
 
