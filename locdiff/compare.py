@@ -123,7 +123,8 @@ def run(profile: Profile, methods=METHODS, splits=None, n_boot: int = 1000, reus
             p = fitted[name].predict(emb["val"][:n_val])
             preds[(name, "val")] = {k: np.asarray(p[k]) for k in ("sample_lat", "sample_lon")}
     df = evaluate.write_results(rows, csv)
-    tuning = pd.concat([f.tuning.assign(method=name) for name, f in fitted.items() if len(f.tuning)], ignore_index=True)
+    tuned = [f.tuning.assign(method=name) for name, f in fitted.items() if len(f.tuning)]
+    tuning = pd.concat(tuned, ignore_index=True) if tuned else pd.DataFrame(columns=["method"])
     atomic_write(tuning_csv, lambda tmp: tuning.to_csv(tmp, index=False))
     arrays = {"|".join((m, s, k)): v for (m, s), p in preds.items() for k, v in p.items()}
     atomic_write(cache, lambda tmp: savez(tmp, compressed=False, **arrays))

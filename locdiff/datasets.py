@@ -83,7 +83,8 @@ def settings_key(profile: Profile, **extra) -> str:
     import json
     from dataclasses import asdict
 
-    settings = {k: v for k, v in asdict(profile).items() if k not in ("name", "description", "dataset", "codec")}
+    settings = {k: v for k, v in asdict(profile).items() if k not in ("name", "description", "dataset", "codec",
+                                                                        "replicates")}
     return json.dumps({**settings, **describe(profile), **extra}, sort_keys=True, default=str)
 
 

@@ -195,7 +195,7 @@ def fit(profile: Profile, settings: LocDiffSettings | None = None, out_dir=None,
         raise ValueError(f"out_dir must be a folder path or None (the profile's run folder); got {out_dir!r}")
     out = Path(out_dir) if out_dir is not None else checkpoint_dir(profile)
     cfg = TrainConfig(steps=s.steps, batch_size=s.batch_size, lr=s.lr, warmup=s.warmup, ema_decay=s.ema_decay,
-                      eval_every=s.eval_every, checkpoint_every=max(s.eval_every, s.steps // 4), seed=profile.seed)
+                      eval_every=s.eval_every, checkpoint_every=max(s.eval_every, s.steps // 4), seed=profile.train_seed)
     lock = FolderLock(out) if is_main_rank() else None     # a second process training into out stops here
     if lock is not None:
         lock.acquire()
@@ -219,7 +219,7 @@ def _fit(profile: Profile, s: LocDiffSettings, out: Path, cfg: TrainConfig, resu
         data = datasets.load(profile, ["train", "val"], progress=progress)
     device = process_state().device                    # where the training loop puts the model
     emb = torch.from_numpy(enc["embeddings"]["train"]).to(device)
-    ld = build(s, emb.shape[1], profile.seed)
+    ld = build(s, emb.shape[1], profile.train_seed)
     x0 = ld.diffusion.encode(data["train"].lat, data["train"].lon).to(device)
     val_n = min(s.val_images, len(data["val"]))
     val_emb = enc["embeddings"]["val"][:val_n]

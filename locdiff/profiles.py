@@ -158,6 +158,17 @@ class AblationSettings:
 
 
 @dataclass(frozen=True)
+class ReplicateSettings:
+    """Training seeds of the main comparison (``compare.replicates``): bootstrap intervals measure
+    test-sample noise only, and training noise is larger, so ``methods`` are trained ``count`` times
+    (replicate 0 is the main run) on the same data and encoder; a verdict is stated only where it
+    holds in every replicate."""
+
+    count: int = 3
+    methods: tuple[str, ...] = ("Classification", "Retrieval", "LocDiff", "LocDiff-H")
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything that scales with the machine. ``device='auto'`` picks CUDA when present."""
 
@@ -172,14 +183,24 @@ class Profile:
     locdiff: LocDiffSettings = field(default_factory=LocDiffSettings)
     baselines: BaselineSettings = field(default_factory=BaselineSettings)
     ablations: AblationSettings = field(default_factory=AblationSettings)
+    replicates: ReplicateSettings = field(default_factory=ReplicateSettings)
+    replicate: int = 0             # 0: the main run; r > 0 retrains every method with train_seed (same data, encoder)
+
+    @property
+    def train_seed(self) -> int:
+        """Seed of every method's initialization and batch order: ``seed`` for the main run,
+        ``seed + 1000 r`` for training replicate r (the data and the encoder always use ``seed``)."""
+        return self.seed + 1000 * self.replicate
 
     @property
     def tag(self) -> str:
         """Names this profile's runs, results and figures: ``name`` on the embedded benchmark,
-        ``name-<spec file stem>`` on a real data set (so the two never share a folder)."""
+        ``name-<spec file stem>`` on a real data set (so the two never share a folder); training
+        replicate r > 0 appends ``-r<r>``."""
         from pathlib import Path
 
-        return self.name if self.dataset == BLUEMARBLE else f"{self.name}-{Path(self.dataset).stem}"
+        base = self.name if self.dataset == BLUEMARBLE else f"{self.name}-{Path(self.dataset).stem}"
+        return base if self.replicate == 0 else f"{base}-r{self.replicate}"
 
 
 _PROFILES = {
@@ -202,6 +223,7 @@ _PROFILES = {
                                    hybrid_k=(1, 5)),
         ablations=AblationSettings(steps=60, images=100, samples=4, degrees=(4, 8), sample_counts=(1, 4),
                                    groups=ALL_GROUPS, short_steps=60),
+        replicates=ReplicateSettings(count=2),
     ),
     "cpu": Profile(
         name="cpu",
@@ -226,6 +248,8 @@ _PROFILES = {
                                    raw_diffusion_lr=(1e-3, 3e-4), flow_matching_lr=(1e-3, 3e-4)),
         ablations=AblationSettings(steps=100_000, images=5000, samples=32, sample_counts=(1, 8, 32, 128),
                                    degrees=(16, 32, 64, 128), groups=ALL_GROUPS, short_steps=10_000),
+        replicates=ReplicateSettings(count=3, methods=("Classification", "Retrieval", "Regression", "Raw diffusion",
+                                                       "Flow matching", "LocDiff", "LocDiff-H")),
     ),
 }
 

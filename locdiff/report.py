@@ -83,10 +83,15 @@ def _value(df, method, split, metric):
 
 
 def generalization_summary(df: pd.DataFrame, metric: str = "acc@750km", method: str = "LocDiff",
-                           rivals=("Classification", "Retrieval"), splits=("test_uniform", "test_unseen")) -> str:
+                           rivals=("Classification", "Retrieval"), splits=("test_uniform", "test_unseen"),
+                           replicates: pd.DataFrame | None = None) -> str:
     """Sentences (Markdown) comparing ``method`` with ``rivals`` on the harder splits, from the
     numbers: the values with intervals, the drops from test_iid, and whether the intervals
-    separate (non-overlapping 95% intervals) or not."""
+    separate (non-overlapping 95% intervals) or not. With ``replicates`` (``seeds.run``), each
+    comparison also says whether it holds in every training seed (``seeds.pairwise``): only
+    those verdicts survive a rerun."""
+    from .seeds import pairwise
+
     lines = []
     for s in splits:
         v, lo, hi = _value(df, method, s, metric)
@@ -101,8 +106,13 @@ def generalization_summary(df: pd.DataFrame, metric: str = "acc@750km", method: 
                 verdict = "lower, with separated 95% intervals"
             else:
                 verdict = "not distinguishable (overlapping 95% intervals)"
+            seed_note = ""
+            if replicates is not None:
+                pw = pairwise(replicates, s, metric, method, r)
+                seed_note = (f"; over train seeds {', '.join(map(str, pw['seeds']))} (means {pw['mean_a']:.1f} vs "
+                             f"{pw['mean_b']:.1f}) {method} is {pw['verdict']}")
             parts.append(f"{r} {rv:.1f} [{rlo:.1f}, {rhi:.1f}] (change from test_iid {rv - rbase:+.1f}): "
-                         f"{method} is {verdict}")
+                         f"{method} is {verdict}{seed_note}")
         lines.append(f"- **{s}**, {metric}: {method} {v:.1f} [{lo:.1f}, {hi:.1f}] (change from test_iid "
                      f"{v - base:+.1f}); " + "; ".join(parts) + ".")
     return "\n".join(lines)

@@ -103,7 +103,7 @@ def fit(ctx: Context, progress: bool = True) -> Fitted:
         cell, clat, clon, boxes = adaptive_cells(ctx.lat, ctx.lon, cand["cell_max_count"], return_cells=True)
         cell_xyz = torch.from_numpy(geo.latlon_to_xyz(clat, clon)).float().to(ctx.device)
         cell_t = torch.from_numpy(cell).to(ctx.device)
-        torch.manual_seed(ctx.profile.seed)
+        torch.manual_seed(ctx.profile.train_seed)
         model = mlp(ctx.emb.shape[1], s.hidden, len(clat), s.dropout)
 
         def loss_fn(m, idx, gen):

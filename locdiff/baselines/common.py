@@ -88,9 +88,9 @@ def fit_model(ctx: Context, name: str, model: nn.Module, loss_fn: Callable, step
               progress: bool = True, lr: float | None = None) -> float:
     """Train ``model`` with the shared loop (or reuse a finished identical run); returns the
     training seconds recorded in the run's log. ``lr`` overrides the settings' learning rate."""
-    cfg = train_config(ctx.settings, steps, ctx.profile.seed, lr)
+    cfg = train_config(ctx.settings, steps, ctx.profile.train_seed, lr)
     model_config = {"method": name, "config": config, "train": asdict(cfg), **datasets.describe(ctx.profile),
-                    "encoder": asdict(ctx.profile.encoder), "seed": ctx.profile.seed}
+                    "encoder": asdict(ctx.profile.encoder), "seed": ctx.profile.train_seed}
     log = fit_or_load(model, loss_fn, len(ctx.emb), cfg, run_dir(ctx.profile, name), model_config, overwrite=True,
                       progress=progress, desc=f"training {name}", name=name)
     return float(log["time_s"].iloc[-1]) if "time_s" in log else float("nan")

@@ -37,7 +37,7 @@ def network(profile: Profile, embed_dim: int) -> CSUNet:
     """The baselines' CS-UNet on unit vectors (``data_dim = 3``): widths ``gen_widths``, dropout
     ``gen_dropout``, LocDiff's condition size and w0; initialized from the profile's seed."""
     s, ld = profile.baselines, profile.locdiff
-    torch.manual_seed(profile.seed)
+    torch.manual_seed(profile.train_seed)
     return CSUNet(CSUNetConfig(L=0, data_dim=3, embed_dim=embed_dim, widths=tuple(s.gen_widths),
                                cond_dim=ld.cond_dim, w0=ld.w0, dropout=s.gen_dropout))
 

@@ -22,7 +22,7 @@ def angle(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 def fit(ctx: Context, progress: bool = True) -> Fitted:
     s = ctx.settings
     xyz = ctx.xyz
-    torch.manual_seed(ctx.profile.seed)
+    torch.manual_seed(ctx.profile.train_seed)
     model = mlp(ctx.emb.shape[1], s.hidden, 3, s.dropout)
 
     def loss_fn(m, idx, gen):

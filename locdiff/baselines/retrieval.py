@@ -38,8 +38,8 @@ class DualEncoder(nn.Module):
 def fit(ctx: Context, progress: bool = True) -> Fitted:
     s = ctx.settings
     xyz = ctx.xyz
-    torch.manual_seed(ctx.profile.seed)
-    model = DualEncoder(ctx.emb.shape[1], s.hidden, s.retrieval_dim, s.rff_sigmas_km, s.dropout, ctx.profile.seed)
+    torch.manual_seed(ctx.profile.train_seed)
+    model = DualEncoder(ctx.emb.shape[1], s.hidden, s.retrieval_dim, s.rff_sigmas_km, s.dropout, ctx.profile.train_seed)
 
     def loss_fn(m, idx, gen):
         img = m.encode_image(ctx.emb[idx])
@@ -53,7 +53,7 @@ def fit(ctx: Context, progress: bool = True) -> Fitted:
     seconds = fit_model(ctx, f"retrieval-s{s.steps}", model, loss_fn, s.steps, config, progress)
     gallery_lat, gallery_lon = np.unique(np.stack([ctx.lat, ctx.lon], 1), axis=0).T
     if s.uniform_gallery:
-        ulat, ulon = geo.uniform_points(s.uniform_gallery, seed=ctx.profile.seed + 7)
+        ulat, ulon = geo.uniform_points(s.uniform_gallery, seed=ctx.profile.train_seed + 7)
         gallery_lat, gallery_lon = np.concatenate([gallery_lat, ulat]), np.concatenate([gallery_lon, ulon])
     with torch.no_grad():
         g_xyz = torch.from_numpy(geo.latlon_to_xyz(gallery_lat, gallery_lon)).float().to(ctx.device)

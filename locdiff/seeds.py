@@ -1,0 +1,134 @@
+"""Training-seed replicates of the main comparison: verdicts that survive a rerun.
+
+A bootstrap interval over test images measures how the score would move with other test images,
+not with another training run; retraining with another seed moves it more. ``run(profile)``
+trains the profile's ``replicates.methods`` ``replicates.count`` times on the same data and
+frozen encoder (replicate 0 is the main run of ``compare.run``; replicate r > 0 uses
+``Profile.train_seed`` = seed + 1000 r) and stacks their results in
+``data/results/<profile>/replicates.csv``. ``summary`` gives mean, standard deviation, minimum
+and maximum over the replicates beside replicate 0's 95% bootstrap interval; ``verdicts`` names
+the best method at each metric and says whether it beats the runner-up in *every* replicate (the
+only verdicts the notebooks and the README state); ``hybrid_check`` asks the same of LocDiff-H
+against its two parts.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from . import compare, evaluate
+from .io import atomic_write
+from .profiles import Profile
+
+LOWER_IS_BETTER = ("median_km", "mean_km")
+
+
+def replicate_profiles(profile: Profile) -> list[Profile]:
+    """The profile of every replicate, replicate 0 (the main run) first."""
+    count, methods = profile.replicates.count, profile.replicates.methods
+    if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 1:
+        raise ValueError(f"replicates.count must be an integer >= 1; got {count!r}")
+    unknown = sorted(set(methods) - set(compare.METHODS))
+    if unknown or not methods:
+        raise ValueError(f"replicates.methods must be a non-empty subset of {compare.METHODS}; got {tuple(methods)}")
+    if profile.replicate != 0:
+        raise ValueError(f"replicate must be 0 (the main run) to run its replicates; got {profile.replicate}")
+    return [replace(profile, replicate=r) for r in range(int(count))]
+
+
+def run(profile: Profile, n_boot: int = 1000, progress: bool = True, main_methods=compare.METHODS) -> pd.DataFrame:
+    """Results (``evaluate.RESULT_COLUMNS`` plus ``replicate`` and ``train_seed``) of every
+    replicate for the profile's ``replicates.methods``; finished runs and cached predictions are
+    reused. Replicate 0 is ``compare.run(profile, main_methods)``, by default every method as
+    notebook 04 runs it (so its cached predictions are reused)."""
+    frames = []
+    for p in replicate_profiles(profile):
+        if p.replicate == 0:
+            df, _ = compare.run(p, methods=main_methods, n_boot=n_boot, progress=progress)
+        else:
+            if progress:
+                print(f"replicate {p.replicate} (train seed {p.train_seed}): {', '.join(p.replicates.methods)}")
+            df, _ = compare.run(p, methods=p.replicates.methods, n_boot=n_boot, progress=progress)
+        frames.append(df[df.method.isin(p.replicates.methods)].assign(replicate=p.replicate, train_seed=p.train_seed))
+    out = pd.concat(frames, ignore_index=True)
+    path = evaluate.results_dir(profile.tag) / "replicates.csv"
+    atomic_write(path, lambda tmp: out.to_csv(tmp, index=False))
+    return out
+
+
+def summary(df: pd.DataFrame, split: str, metrics=evaluate.POINT_METRICS) -> pd.DataFrame:
+    """Per method and metric on ``split``: mean, sample standard deviation (ddof 1), min and max
+    over the replicates, their count, and replicate 0's value with its 95% bootstrap interval."""
+    sub = df[(df.split == split) & df.metric.isin(metrics)]
+    if sub.empty:
+        raise ValueError(f"split must be one of {sorted(df.split.unique())} with metrics {tuple(metrics)}; got {split!r}")
+    g = sub.groupby(["method", "metric"], sort=False).value
+    out = pd.DataFrame({"mean": g.mean(), "sd": g.std(ddof=1), "min": g.min(), "max": g.max(), "seeds": g.size()})
+    main = sub[sub.replicate == 0].set_index(["method", "metric"])[["value", "ci_low", "ci_high"]]
+    return out.join(main.rename(columns={"value": "seed 0", "ci_low": "seed 0 ci_low", "ci_high": "seed 0 ci_high"}))
+
+
+def _by_replicate(df: pd.DataFrame, split: str, metric: str) -> pd.DataFrame:
+    """[replicate x method] values of one metric, only methods present in every replicate."""
+    wide = df[(df.split == split) & (df.metric == metric)].pivot_table(
+        index="replicate", columns="method", values="value", aggfunc="first")
+    return wide.dropna(axis=1)
+
+
+def verdicts(df: pd.DataFrame, split: str, metrics=evaluate.POINT_METRICS) -> pd.DataFrame:
+    """Per metric: the best method by its mean over replicates, the runner-up, both means, the
+    smallest margin over the replicates (positive: the best won in that replicate), and
+    ``holds in every seed`` (the best beats the runner-up in each replicate, strictly)."""
+    rows = []
+    for metric in metrics:
+        wide = _by_replicate(df, split, metric)
+        if wide.shape[1] < 2:
+            continue
+        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        order = (sign * wide.mean()).sort_values(ascending=False).index
+        best, second = order[0], order[1]
+        margin = sign * (wide[best] - wide[second])
+        rows.append({"metric": metric, "best": best, "best mean": wide[best].mean(), "runner-up": second,
+                     "runner-up mean": wide[second].mean(), "smallest margin": float(margin.min()),
+                     "seeds": len(wide), "holds in every seed": bool((margin > 0).all())})
+    return pd.DataFrame(rows)
+
+
+def pairwise(df: pd.DataFrame, split: str, metric: str, a: str, b: str) -> dict:
+    """``a`` against ``b`` over the replicates: their means, the train seeds, and the verdict
+    "better in every seed", "worse in every seed" or "order changes between seeds" (ties count
+    as a change)."""
+    wide = _by_replicate(df, split, metric)
+    if not {a, b} <= set(wide.columns):
+        raise ValueError(f"pairwise needs {a} and {b} in every replicate of {split}; got {sorted(wide.columns)}")
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    margin = sign * (wide[a] - wide[b])
+    verdict = ("better in every seed" if (margin > 0).all() else
+               "worse in every seed" if (margin < 0).all() else "order changes between seeds")
+    train_seeds = sorted(df[df.replicate.isin(wide.index)].train_seed.unique()) if "train_seed" in df else list(wide.index)
+    return {"mean_a": float(wide[a].mean()), "mean_b": float(wide[b].mean()), "seeds": [int(s) for s in train_seeds],
+            "verdict": verdict}
+
+
+def hybrid_check(df: pd.DataFrame, split: str, metrics=evaluate.POINT_METRICS,
+                 hybrid: str = "LocDiff-H", parts=("Retrieval", "LocDiff")) -> pd.DataFrame:
+    """The paper's claim for its hybrid: at or above both of its parts at every threshold. Per
+    metric: the three means over replicates and whether the hybrid is at or above each part in
+    every replicate (``>=``; ``<=`` for errors)."""
+    rows = []
+    for metric in metrics:
+        wide = _by_replicate(df, split, metric)
+        if not {hybrid, *parts} <= set(wide.columns):
+            raise ValueError(f"hybrid_check needs {hybrid} and {', '.join(parts)} in every replicate of {split}; "
+                             f"got {sorted(wide.columns)}")
+        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        row = {"metric": metric, **{m: wide[m].mean() for m in (hybrid, *parts)}}
+        for part in parts:
+            row[f">= {part} in every seed"] = bool((sign * (wide[hybrid] - wide[part]) >= 0).all())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+__all__ = ["LOWER_IS_BETTER", "hybrid_check", "pairwise", "replicate_profiles", "run", "summary", "verdicts"]
