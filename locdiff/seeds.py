@@ -4,7 +4,8 @@ A bootstrap interval over test images measures how the score would move with oth
 not with another training run; retraining with another seed moves it more. ``run(profile)``
 trains the profile's ``replicates.methods`` ``replicates.count`` times on the same data and
 frozen encoder (replicate 0 is the main run of ``compare.run``; replicate r > 0 uses
-``Profile.train_seed`` = seed + 1000 r) and stacks their results in
+``Profile.train_seed`` = seed + 1000 r and the hyperparameters the main run chose on val,
+``with_chosen``) and stacks their results in
 ``data/results/<profile>/replicates.csv``. ``summary`` gives mean, standard deviation, minimum
 and maximum over the replicates beside replicate 0's 95% bootstrap interval; ``verdicts`` names
 the best method at each metric and says whether it beats the runner-up in *every* replicate (the
@@ -38,6 +39,26 @@ def replicate_profiles(profile: Profile) -> list[Profile]:
     return [replace(profile, replicate=r) for r in range(int(count))]
 
 
+TUNED_FIELDS = {"Classification": ("cell_max_count", "label_tau_km"), "LocDiff-H": ("hybrid_k",)}
+
+
+def with_chosen(profile: Profile, tuning: pd.DataFrame) -> Profile:
+    """The profile with the tuned candidates of the main run's choice fixed (``TUNED_FIELDS``:
+    classification's cells and label smoothing, LocDiff-H's K), so that a replicate measures the
+    seed spread of the chosen configuration and skips the tuning runs. Guidance and the learning
+    rates stay as they are (a shared candidate list, chosen per method at sampling time)."""
+    changes = {}
+    if not {"method", "chosen"} <= set(tuning.columns):
+        return profile
+    for method, names in TUNED_FIELDS.items():
+        chosen = tuning[(tuning.method == method) & tuning.chosen.astype(bool)]
+        if len(chosen) == 1:
+            for name in names:
+                kind = type(getattr(profile.baselines, name)[0])
+                changes[name] = (kind(chosen[name].iloc[0]),)
+    return replace(profile, baselines=replace(profile.baselines, **changes)) if changes else profile
+
+
 def run(profile: Profile, n_boot: int = 1000, progress: bool = True, main_methods=compare.METHODS) -> pd.DataFrame:
     """Results (``evaluate.RESULT_COLUMNS`` plus ``replicate`` and ``train_seed``) of every
     replicate for the profile's ``replicates.methods``; finished runs and cached predictions are
@@ -48,6 +69,8 @@ def run(profile: Profile, n_boot: int = 1000, progress: bool = True, main_method
         if p.replicate == 0:
             df, _ = compare.run(p, methods=main_methods, n_boot=n_boot, progress=progress)
         else:
+            tuning = pd.read_csv(evaluate.results_dir(profile.tag) / "tuning.csv")
+            p = with_chosen(p, tuning)
             if progress:
                 print(f"replicate {p.replicate} (train seed {p.train_seed}): {', '.join(p.replicates.methods)}")
             df, _ = compare.run(p, methods=p.replicates.methods, n_boot=n_boot, progress=progress)
@@ -131,4 +154,4 @@ def hybrid_check(df: pd.DataFrame, split: str, metrics=evaluate.POINT_METRICS,
     return pd.DataFrame(rows)
 
 
-__all__ = ["LOWER_IS_BETTER", "hybrid_check", "pairwise", "replicate_profiles", "run", "summary", "verdicts"]
+__all__ = ["LOWER_IS_BETTER", "TUNED_FIELDS", "hybrid_check", "pairwise", "with_chosen", "replicate_profiles", "run", "summary", "verdicts"]

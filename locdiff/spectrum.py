@@ -62,6 +62,29 @@ def band_errors(ld, emb, lat, lon, timesteps, seed: int = 0, batch: int = 512) -
     return pd.DataFrame(rows)
 
 
+def mode_errors(ld, emb, lat, lon, timesteps, seed: int = 0, batch: int = 512,
+                thresholds_km=(25.0, 200.0, 750.0)) -> pd.DataFrame:
+    """How precisely the trained denoiser places the truth from x_t: the top mode of x̂0(x_t, t,
+    image) (``diffusion.to_coeffs``, ``shdd.decode``) against the true location, per timestep.
+    At small t, x_t already pins the location (``noisy_latent_errors``), so the error there is the
+    precision floor of the network's last denoising steps, the steps that place every sample.
+    Columns: t, abar, acc@<d>km (share within d km, 0-1), median_km."""
+    from .experiment import denoised
+
+    dists: dict[int, list] = {}
+    for t, x0, x0_hat in denoised(ld, emb, lat, lon, timesteps, seed, batch):
+        mlat, mlon, _ = shdd.decode(ld.diffusion.to_coeffs(x0_hat.cpu()), k=1)
+        xlat, xlon = shdd.decode(ld.diffusion.to_coeffs(x0.cpu()), k=1)[:2]
+        dists.setdefault(t, []).append(geo.distance_km(xlat[:, 0].double().numpy(), xlon[:, 0].double().numpy(),
+                                                       mlat[:, 0].double().numpy(), mlon[:, 0].double().numpy()))
+    rows = []
+    for t, ds in dists.items():
+        d = np.concatenate(ds)
+        rows.append({"t": t, "abar": float(ld.diffusion.abar[t]),
+                     **{f"acc@{k:g}km": float((d <= k).mean()) for k in thresholds_km}, "median_km": float(np.median(d))})
+    return pd.DataFrame(rows)
+
+
 def noisy_latent_errors(L: int, lat, lon, timesteps, config: DiffusionConfig | None = None,
                         seed: int = 0) -> pd.DataFrame:
     """How far the mode of a noisy latent x_t itself lies from the true point (no network at all).

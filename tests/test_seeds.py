@@ -118,3 +118,16 @@ def test_pairwise_and_the_generalization_sentences_name_the_seeds():
     main = pd.concat([rep[rep.replicate == 0], rep[rep.replicate == 0].assign(split="test_iid")])
     text = report.generalization_summary(main, "acc@750km", splits=("test_unseen",), replicates=rep)
     assert "over train seeds 0, 1000, 2000" in text and "order changes between seeds" in text
+
+
+def test_replicates_keep_the_main_runs_tuned_choices():
+    P = profiles.get("cpu")
+    tuning = pd.DataFrame([
+        {"method": "Classification", "cell_max_count": 300.0, "label_tau_km": 75.0, "chosen": True},
+        {"method": "Classification", "cell_max_count": 100.0, "label_tau_km": 300.0, "chosen": False},
+        {"method": "LocDiff-H", "hybrid_k": 10.0, "chosen": True},
+        {"method": "LocDiff", "guidance": 2.0, "chosen": True}])
+    R = seeds.with_chosen(replace(P, replicate=1), tuning)
+    assert (R.baselines.cell_max_count, R.baselines.label_tau_km, R.baselines.hybrid_k) == ((300,), (75.0,), (10,))
+    assert isinstance(R.baselines.cell_max_count[0], int) and R.baselines.guidance == P.baselines.guidance
+    assert seeds.with_chosen(P, tuning.iloc[:0]) == P
