@@ -3,7 +3,7 @@
 Run:  .venv/bin/python benchmarks/bench_pipeline.py      (or `make bench`)
 
 The tiles are rendered for 1,000 area-uniform points (``geo.uniform_points``, seed 0), then
-``predict(tiles, top_k=5)`` runs with the model's settings (16 samples, 25 DDIM steps), with its
+``predict(tiles, top_k=5)`` runs with the model's settings (8 samples, 10 DDIM steps for the shipped weights), with its
 progress bar. Prints images/s and writes ``data/results/bench_pipeline.csv`` (one row per run;
 best of two runs reported). Tile rendering is not timed.
 """

@@ -278,7 +278,8 @@ def parser() -> argparse.ArgumentParser:
                         "from the shipped weights (or --weights DIR).")
     pr.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     pr.add_argument("--top-k", type=_positive_int("--top-k"), default=5, help="modes per image (default 5)")
-    pr.add_argument("--samples", type=_positive_int("--samples"), default=16, help="samples per image (default 16)")
+    pr.add_argument("--samples", type=_positive_int("--samples"), default=None,
+                    help="samples per image (default: the model's setting, 8 for the shipped weights)")
     pr.add_argument("--weights", default=None, help="pretrained folder (default: the weights shipped with locdiff)")
     pr.add_argument("--map", default=None, help="write a map of the first image's density, samples and modes (PNG)")
     pr.add_argument("--json", action="store_true", help="print JSON instead of a table")

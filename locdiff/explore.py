@@ -70,7 +70,7 @@ def explorer(pipe, test_split=None, draw_first: bool = False):
     name = w.Text(value="Paris", description="place")
     lat = w.BoundedFloatText(value=48.8566, min=-90, max=90, step=0.1, description="lat (°)")
     lon = w.BoundedFloatText(value=2.3522, min=-180, max=180, step=0.1, description="lon (°)")
-    samples = w.IntSlider(value=16, min=1, max=64, description="samples")
+    samples = w.IntSlider(value=pipe.locdiff.settings.samples, min=1, max=64, description="samples")
     guidance = w.FloatSlider(value=1.0, min=0.0, max=4.0, step=0.25, description="guidance")
     go = w.Button(description="locate")
     rand = w.Button(description="random test tile", disabled=test_split is None)

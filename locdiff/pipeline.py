@@ -395,9 +395,9 @@ class LocDiffPipeline:
                                            seed=int(seed) + i).cpu())
         return torch.cat(out)
 
-    def sample(self, images, n: int = 16, steps: int | None = None, guidance: float | None = None, seed: int = 0,
+    def sample(self, images, n: int | None = None, steps: int | None = None, guidance: float | None = None, seed: int = 0,
                batch: int = 256, progress: bool = True):
-        """Decoded samples (lat, lon), each numpy [B, n] in degrees."""
+        """Decoded samples (lat, lon), each numpy [B, n] in degrees (n: default the model's ``samples``)."""
         n = self._check_run(n, steps, guidance, seed, batch)
         z = self._latents(images, n, steps, guidance, seed, batch, progress)
         lat, lon, _ = shdd.decode(self.locdiff.diffusion.to_coeffs(z.flatten(0, 1)))
