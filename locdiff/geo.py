@@ -1,6 +1,6 @@
 """Sphere geometry: coordinates, great-circle distances and the field's standard metrics.
 
-Conventions (DESIGN.md): angles at every public function are in degrees, latitude in [-90, 90],
+Conventions (the package's, shared by every module): angles at every public function are in degrees, latitude in [-90, 90],
 longitude wrapped into [-180, 180); distances are great-circle distances in km on a sphere of
 radius ``EARTH_RADIUS_KM``. Unit vectors have x toward (lat 0, lon 0), y toward (lat 0, lon 90),
 z toward the north pole.

@@ -12,7 +12,8 @@ from . import geo
 from .plots import METHOD_COLORS, SPLIT_COLORS
 
 #: Im2GPS3k accuracy (%) at 1/25/200/750/2500 km, as reported in the papers and compiled by a
-#: public survey (../shared/reference/PAPER.md); different data from ours.
+#: public survey of the papers' tables (LocDiff and LocDiff-H: Wang et al., NeurIPS 2025); "as reported",
+#: on different data from ours.
 PUBLISHED_IM2GPS3K = pd.DataFrame(
     [("PlaNet", "grid", 8.5, 24.8, 34.3, 48.4, 64.6), ("CPlaNet", "grid", 10.2, 26.5, 34.6, 48.6, 64.6),
      ("ISNs", "grid", 10.5, 28.0, 36.6, 49.7, 66.0), ("TransLocator", "grid", 11.8, 31.1, 46.7, 58.9, 80.1),

@@ -9,7 +9,7 @@ Any vector a represents the band-limited field
 which peaks at x with height (L+1)²/(4π) and has a main lobe of angular radius ≈ 3.83/(L+1) rad.
 Decoding reads f as a density and returns its highest modes (LocDiff's learning-free decoder).
 
-Conventions (DESIGN.md): real orthonormal harmonics (∫ Y² dΩ = 1), θ = colatitude, φ = longitude,
+Conventions (the package's, shared by every module): real orthonormal harmonics (∫ Y² dΩ = 1), θ = colatitude, φ = longitude,
 no Condon–Shortley phase, flat index i = l² + l + m:
     Y_l0 = N_l0 P_l(cos θ);  m > 0: √2 N_lm P_l^m(cos θ) cos(mφ);  m < 0: √2 N_l|m| P_l^|m|(cos θ) sin(|m|φ)
 with N_lm = sqrt((2l+1)/(4π) (l-m)!/(l+m)!). This equals pyshtools' 'ortho' real harmonics with

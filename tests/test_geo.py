@@ -278,7 +278,7 @@ def test_wrap_lon_huge_values(v):
 
 @pytest.mark.parametrize("v", [0.1, 2.3522, -0.1278, 45.123456789, -179.99999999999997, 179.99999999999997])
 def test_wrap_lon_leaves_in_range_longitudes_unchanged(v):
-    # DESIGN.md: longitudes are in [-180, 180); only *other* longitudes are wrapped
+    # the package convention (locdiff.geo): longitudes are in [-180, 180); only *other* longitudes are wrapped
     assert float(geo.wrap_lon(v)) == v
     assert float(geo.wrap_lon(torch.tensor(v, dtype=torch.float64))) == v
 
