@@ -20,20 +20,9 @@ neighbour.
 from __future__ import annotations
 
 import numpy as np
+from numpy.polynomial.legendre import legval
 
 from . import geo, shdd
-
-
-def legendre(L: int, x: np.ndarray) -> np.ndarray:
-    """P_0..P_L at x by the three-term recurrence (l+1) P_{l+1} = (2l+1) x P_l - l P_{l-1}: [L+1, *x.shape]."""
-    x = np.asarray(x, dtype=np.float64)
-    out = np.empty((L + 1,) + x.shape)
-    out[0] = 1.0
-    if L >= 1:
-        out[1] = x
-    for l in range(1, L):
-        out[l + 1] = ((2 * l + 1) * x * out[l] - l * out[l - 1]) / (l + 1)
-    return out
 
 
 def kernel(L: int, theta_rad, taper: str | None = "gauss", width: float = 0.35) -> np.ndarray:
@@ -44,8 +33,7 @@ def kernel(L: int, theta_rad, taper: str | None = "gauss", width: float = 0.35) 
     starts = np.arange(L + 1) ** 2                       # w_l is constant within band l
     band_w = w[starts]
     l = np.arange(L + 1)
-    P = legendre(L, np.cos(np.asarray(theta_rad, dtype=np.float64)))
-    return np.tensordot((2 * l + 1) / (4 * np.pi) * band_w, P, axes=1)
+    return legval(np.cos(np.asarray(theta_rad, dtype=np.float64)), (2 * l + 1) / (4 * np.pi) * band_w)
 
 
 def merge_distance_km(L: int, taper: str | None = "gauss", width: float = 0.35,
@@ -82,4 +70,4 @@ def nearest_other_km(lat, lon, ref_lat, ref_lon, exclude_km: float = 25.0, chunk
     return out
 
 
-__all__ = ["kernel", "legendre", "merge_distance_km", "nearest_other_km"]
+__all__ = ["kernel", "merge_distance_km", "nearest_other_km"]

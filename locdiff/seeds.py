@@ -26,6 +26,11 @@ from .profiles import Profile
 LOWER_IS_BETTER = ("median_km", "mean_km")
 
 
+def _sign(metric: str) -> float:
+    """+1 where higher is better, -1 for errors: sign x (a - b) > 0 means a is better."""
+    return -1.0 if metric in LOWER_IS_BETTER else 1.0
+
+
 def replicate_profiles(profile: Profile) -> list[Profile]:
     """The profile of every replicate, replicate 0 (the main run) first."""
     count, methods = profile.replicates.count, profile.replicates.methods
@@ -109,7 +114,7 @@ def verdicts(df: pd.DataFrame, split: str, metrics=evaluate.POINT_METRICS) -> pd
         wide = _by_replicate(df, split, metric)
         if wide.shape[1] < 2:
             continue
-        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        sign = _sign(metric)
         order = (sign * wide.mean()).sort_values(ascending=False).index
         best, second = order[0], order[1]
         margin = sign * (wide[best] - wide[second])
@@ -126,7 +131,7 @@ def pairwise(df: pd.DataFrame, split: str, metric: str, a: str, b: str) -> dict:
     wide = _by_replicate(df, split, metric)
     if not {a, b} <= set(wide.columns):
         raise ValueError(f"pairwise needs {a} and {b} in every replicate of {split}; got {sorted(wide.columns)}")
-    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    sign = _sign(metric)
     margin = sign * (wide[a] - wide[b])
     verdict = ("better in every seed" if (margin > 0).all() else
                "worse in every seed" if (margin < 0).all() else "order changes between seeds")
@@ -146,7 +151,7 @@ def hybrid_check(df: pd.DataFrame, split: str, metrics=evaluate.POINT_METRICS,
         if not {hybrid, *parts} <= set(wide.columns):
             raise ValueError(f"hybrid_check needs {hybrid} and {', '.join(parts)} in every replicate of {split}; "
                              f"got {sorted(wide.columns)}")
-        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        sign = _sign(metric)
         row = {"metric": metric, **{m: wide[m].mean() for m in (hybrid, *parts)}}
         for part in parts:
             row[f">= {part} in every seed"] = bool((sign * (wide[hybrid] - wide[part]) >= 0).all())

@@ -71,12 +71,14 @@ def mode_errors(ld, emb, lat, lon, timesteps, seed: int = 0, batch: int = 512,
     Columns: t, abar, acc@<d>km (share within d km, 0-1), median_km."""
     from .experiment import denoised
 
+    lat, lon = (np.atleast_1d(np.asarray(a, np.float64)) for a in geo.validate_latlon(lat, lon))
     dists: dict[int, list] = {}
     for t, x0, x0_hat in denoised(ld, emb, lat, lon, timesteps, seed, batch):
         mlat, mlon, _ = shdd.decode(ld.diffusion.to_coeffs(x0_hat.cpu()), k=1)
-        xlat, xlon = shdd.decode(ld.diffusion.to_coeffs(x0.cpu()), k=1)[:2]
-        dists.setdefault(t, []).append(geo.distance_km(xlat[:, 0].double().numpy(), xlon[:, 0].double().numpy(),
-                                                       mlat[:, 0].double().numpy(), mlon[:, 0].double().numpy()))
+        done = sum(len(d) for d in dists.get(t, []))           # batches come in order within each t
+        truth = slice(done, done + len(x0))
+        dists.setdefault(t, []).append(geo.distance_km(lat[truth], lon[truth], mlat[:, 0].double().numpy(),
+                                                       mlon[:, 0].double().numpy()))
     rows = []
     for t, ds in dists.items():
         d = np.concatenate(ds)
