@@ -22,10 +22,10 @@ EXECUTED := build/notebooks/$(PROFILE)-$(basename $(notdir $(DATASET)))
 DATASET_ARG := -p dataset $(abspath $(DATASET))
 endif
 
-.PHONY: help setup figures test unit nbtest lab bench weights clean
+.PHONY: help setup figures test unit nbtest lab bench gpu-check gpu-wheels weights clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 setup: $(STAMP)  ## create .venv and install locdiff (editable, with the dev extra); no-op when up to date
 
@@ -47,7 +47,7 @@ figures: $(STAMP)  ## execute every notebook in order with papermill (PROFILE=cp
 test: unit nbtest  ## unit tests (pytest) and every notebook through nbval with the smoke profile
 
 unit: $(STAMP)  ## unit tests only
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q -n auto --dist loadfile
 
 nbtest: $(STAMP)  ## every notebook through nbval (smoke profile)
 	cd notebooks && LOCDIFF_PROFILE=smoke ../$(BIN)/python -m pytest --nbval-lax -q -p no:cacheprovider $(notdir $(NOTEBOOKS))
@@ -61,6 +61,16 @@ bench: $(STAMP)  ## speed benchmarks; ratios printed, CSVs under data/results/
 	$(BIN)/python benchmarks/bench_locdiff.py
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_scale.py
+
+# On a GPU machine whose Python is not ours (no .venv): the system python3, the repository on PYTHONPATH.
+GPU_PYTHON := $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+gpu-check:  ## the prepared GPU check (benchmarks/gpu_check.py, < 8 min on one GPU): CSV and log under OUT (default build/gpu-check); DRY=1 runs it on the CPU at toy size
+	$(GPU_PYTHON) benchmarks/gpu_check.py $(if $(DRY),--dry-run) --out "$${OUT:-build/gpu-check}"
+
+gpu-wheels: $(STAMP)  ## download the wheels the GPU check carries to a machine without pytest (build/gpu-wheels, 1.8 MiB)
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: -d build/gpu-wheels \
+	  "pytest>=8" "pluggy>=1.5" "iniconfig>=2" "packaging>=23" "pygments>=2.17"
+	@du -sh build/gpu-wheels; ls build/gpu-wheels
 
 weights: $(STAMP)  ## retrain (or reuse) the cpu-profile LocDiff and export it (float16) to locdiff/weights/locdiff-cpu (shipped)
 	$(BIN)/python -c "from locdiff import pipeline, profiles; \

@@ -4,9 +4,22 @@ Nothing here calls ``locdiff``: the tests compare the package against these.
 """
 from __future__ import annotations
 
-import numpy as np
-import pytest
-import torch
+import os
+
+# Under pytest-xdist (``make unit`` runs ``-n auto``) every worker shares the cores: give each its
+# share of threads, or torch's and numba's pools oversubscribe them and spin (minutes, not seconds).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _THREADS = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[_var] = _THREADS        # before numba is imported; inherited by the tests' subprocesses
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+if _WORKERS > 1:
+    torch.set_num_threads(int(_THREADS))
 
 R_KM = 6371.0
 
