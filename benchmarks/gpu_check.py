@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))             # locdiff from this copy of the repository (no install needed)
 LIMITS = {"tests": 150, "codec": 60, "train": 120, "sample": 60, "ddp": 90}   # seconds per stage
 TRAIN_STEPS = 300            # steps of the train stage (a few hundred: speed and a falling loss)
 TRAIN_ITEMS = 20_000         # synthetic training locations of the train stage
@@ -285,11 +286,11 @@ def run_stage(name: str, dry: bool, out: Path, rows_file: Path) -> int:
 
         traceback.print_exc()
     if int(os.environ.get("RANK", "0")) == 0:     # under accelerate launch the main process reports
+        from locdiff.io import atomic_write
+
         for row in rows:
             row.setdefault("status", status)
-        tmp = rows_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rows, default=float))
-        os.replace(tmp, rows_file)
+        atomic_write(rows_file, lambda tmp: Path(tmp).write_text(json.dumps(rows, default=float)))
     return rc
 
 
@@ -337,12 +338,11 @@ def check(out: Path, dry: bool, stages: list[str], limits: dict[str, float]) -> 
                 got.append({"metric": "error", "value": f"{status} (see gpu_check.log)", "unit": "", "status": status})
         rows += [{"stage": name, **g, "seconds": round(sec, 1), "device": device} for g in got]
         print(f"   {status} in {sec:.1f} s", flush=True)
+    from locdiff.io import atomic_write
+
     table = pd.DataFrame(rows, columns=COLUMNS)
-    for path, write in ((out / "gpu_check.csv", lambda p: table.to_csv(p, index=False)),
-                        (out / "gpu_check.log", lambda p: p.write_text("\n".join(log)))):
-        tmp = path.with_name(path.name + ".tmp")
-        write(tmp)
-        os.replace(tmp, path)
+    atomic_write(out / "gpu_check.csv", lambda tmp: table.to_csv(tmp, index=False))
+    atomic_write(out / "gpu_check.log", lambda tmp: Path(tmp).write_text("\n".join(log)))
     return rows
 
 

@@ -4,6 +4,7 @@ still run. (On a GPU machine the same script runs at the gpu profile's size: ``m
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ def test_dry_run_every_stage_passes(tmp_path):
     value = dict(zip(table.stage + ":" + table.metric, table.value))
     n_tests = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
                               str(SCRIPT.parents[1] / "tests" / "test_cuda.py")], capture_output=True, text=True,
-                             env={**__import__("os").environ, "LOCDIFF_TEST_DEVICE": "cpu"}).stdout.count("::")
+                             env={**os.environ, "LOCDIFF_TEST_DEVICE": "cpu"}).stdout.count("::")
     assert int(value["tests:tests passed"]) == n_tests > 0 and int(value["tests:tests skipped"]) == 0
     for L in (8, 16):                        # the device is the CPU here: the same kernel, identical numbers
         assert float(value[f"codec:encode L={L} max |device - cpu|"]) == 0.0
