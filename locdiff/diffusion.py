@@ -244,8 +244,11 @@ class Diffusion:
 
     # ------------------------------------------------------------------ losses
     def shdd_kl(self, x0: torch.Tensor, x0_hat: torch.Tensor) -> torch.Tensor:
-        """Mean over the batch of ``divergence.shdd_kl`` between the target and predicted latents (nats)."""
-        return divergence.shdd_kl(self.to_coeffs(x0), self.to_coeffs(x0_hat), self.config.kl_width).mean()
+        """Mean over the batch of ``divergence.shdd_kl`` between the target and predicted latents (nats);
+        float32 products even under bf16 autocast (the densities' logarithms need the precision)."""
+        with torch.autocast(x0.device.type, enabled=False):
+            return divergence.shdd_kl(self.to_coeffs(x0.float()), self.to_coeffs(x0_hat.float()),
+                                      self.config.kl_width).mean()
 
     def loss(self, model, x0: torch.Tensor, emb: torch.Tensor, generator: torch.Generator | None = None) -> dict:
         """One training loss on a batch: random t, noise, condition dropout. Returns a dict of terms."""

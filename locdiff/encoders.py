@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import geo
+from . import geo, precision
 from .io import atomic_write, cache_problem, savez, sha256
 from .profiles import DataSettings, EncoderSettings
 
@@ -139,8 +139,10 @@ def train_encoder(train_tiles: np.ndarray, train_lat: np.ndarray, train_lon: np.
     """Train TileCNN + RFFLocationEncoder contrastively; returns (TileCNN in eval mode, history).
 
     history: one row per epoch with the mean training loss and, on val (up to 1000 tiles), the
-    contrastive loss and the image -> location recall@1 among the val batch.
+    contrastive loss and the image -> location recall@1 among the val batch. The training products
+    run at ``settings.precision`` (``locdiff.precision``); the embeddings are computed in float32.
     """
+    precision.check(settings.precision, "encoder precision")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     cnn = TileCNN(settings.widths, settings.embed_dim)
@@ -169,8 +171,10 @@ def train_encoder(train_tiles: np.ndarray, train_lat: np.ndarray, train_lon: np.
         losses = []
         for s in range(steps_per_epoch):
             idx = order[s * settings.batch_size:(s + 1) * settings.batch_size]
-            img = cnn(augment(cnn.normalize_input(x[idx]), gen), normalized=True)
-            loss = info_nce(img, loc(xyz[idx]), logit_scale)
+            with precision.autocast(settings.precision):
+                img = cnn(augment(cnn.normalize_input(x[idx]), gen), normalized=True)
+                pos = loc(xyz[idx])
+            loss = info_nce(img.float(), pos.float(), logit_scale)     # the logits in float32
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

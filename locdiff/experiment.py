@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import datasets, geo
+from . import datasets, geo, precision
 from .diffusion import DDIMSampler, DDPMSampler, Diffusion, DiffusionConfig, predict, shift_for_degree
 from .model import CSUNet, CSUNetConfig, PlainMLP
 from .profiles import LocDiffSettings, Profile
@@ -58,8 +58,9 @@ class LocDiff:
             raise ValueError(f"seed must be an integer in [0, 2^63); got {seed!r}")
         gen = torch.Generator().manual_seed(int(seed))
         dev = next(self.model.parameters()).device          # the model's device; results come back to the CPU
-        outs = [smp.sample(self.model, emb[i:i + batch].to(dev), n, gen, return_trajectory)
-                for i in range(0, len(emb), batch)]
+        with precision.autocast(s.precision, dev):
+            outs = [smp.sample(self.model, emb[i:i + batch].to(dev), n, gen, return_trajectory)
+                    for i in range(0, len(emb), batch)]
         if return_trajectory:
             return torch.cat([o[0].cpu() for o in outs]), torch.cat([o[1].cpu() for o in outs], 1)
         return torch.cat([o.cpu() for o in outs])
@@ -186,7 +187,8 @@ def fit(profile: Profile, settings: LocDiffSettings | None = None, out_dir=None,
     notebooks retrain when settings change), never a folder the caller named.
 
     Validation every ``eval_every`` steps: point predictions for ``val_images`` val tiles
-    (8 samples, 20 DDIM steps), accuracy at 750 and 2500 km and median error.
+    (``samples`` samples, ``ddim_steps`` DDIM steps, as at prediction time), accuracy at 750 and
+    2500 km and median error.
     """
     s = settings or profile.locdiff
     if overwrite is None:
@@ -195,7 +197,8 @@ def fit(profile: Profile, settings: LocDiffSettings | None = None, out_dir=None,
         raise ValueError(f"out_dir must be a folder path or None (the profile's run folder); got {out_dir!r}")
     out = Path(out_dir) if out_dir is not None else checkpoint_dir(profile)
     cfg = TrainConfig(steps=s.steps, batch_size=s.batch_size, lr=s.lr, warmup=s.warmup, ema_decay=s.ema_decay,
-                      eval_every=s.eval_every, checkpoint_every=max(s.eval_every, s.steps // 4), seed=profile.train_seed)
+                      eval_every=s.eval_every, checkpoint_every=max(s.eval_every, s.steps // 4), seed=profile.train_seed,
+                      mixed_precision=s.precision)
     lock = FolderLock(out) if is_main_rank() else None     # a second process training into out stops here
     if lock is not None:
         lock.acquire()
@@ -229,7 +232,7 @@ def _fit(profile: Profile, s: LocDiffSettings, out: Path, cfg: TrainConfig, resu
         return ld.diffusion.loss(model, x0[idx], emb[idx], gen)
 
     def validate(model) -> dict:
-        row = evaluate(LocDiff(model, ld.diffusion, s), val_emb, val_lat, val_lon, n=8, steps=20)
+        row = evaluate(LocDiff(model, ld.diffusion, s), val_emb, val_lat, val_lon, n=s.samples, steps=s.ddim_steps)
         return {"acc@750km": row["acc@750km"], "acc@2500km": row["acc@2500km"], "median_km": row["median_km"]}
 
     model_config = run_config(profile, s, emb.shape[1])

@@ -70,7 +70,7 @@ _LOCDIFF_INTS = {"L": (1, 256), "cond_dim": (1, None), "T": (2, None), "steps": 
                  "ddim_steps": (1, None)}
 #: LocDiff settings added after format 3 was written; a config without them was trained with these values
 LATER_DEFAULTS = {"kl_width": 0.27, "schedule_shift": 1.0, "spectrum": "flat", "spectrum_width": 0.5,
-                  "band_weight": "flat"}
+                  "band_weight": "flat", "precision": "no"}
 _LOCDIFF_REALS = {"w0": dict(positive=True), "dropout": dict(low=0.0, high=0.999999),
                   "kl_weight": dict(low=0.0, high=1e6), "p_uncond": dict(low=0.0, high=0.999999),
                   "lr": dict(positive=True), "ema_decay": dict(low=0.0, high=0.999999),
@@ -78,7 +78,7 @@ _LOCDIFF_REALS = {"w0": dict(positive=True), "dropout": dict(low=0.0, high=0.999
                   "spectrum_width": dict(low=1e-3, high=1e3)}
 _LOCDIFF_CHOICES = {"arch": ("csunet", "mlp"), "schedule": ("cosine", "linear"), "prediction": ("x0", "eps", "v"),
                     "loss": ("mse", "shdd_kl", "mse+kl"), "spectrum": ("flat", "heat", "band"),
-                    "band_weight": ("flat", "band")}
+                    "band_weight": ("flat", "band"), "precision": ("auto", "bf16", "no")}
 
 
 def validate_locdiff(sec: dict) -> LocDiffSettings:

@@ -29,7 +29,7 @@ class CodecStudy:
     width_degrees: tuple[int, ...] = (4, 8, 16, 32, 64, 128)  # peak half-width against L
     noise_degrees: tuple[int, ...] = (8, 16, 32, 64)      # decoding error under noise, one curve each
     noise_levels: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
-    noise_points: int = 2000                              # random points per (L, noise level)
+    noise_points: int = 1000                              # random points per (L, noise level)
     speed_degrees: tuple[int, ...] = (8, 16, 32, 64, 128)
     speed_points: int = 2000                              # points (encode) and fields/4 (decode) per timing
     map_resolution_deg: float = 1.0                       # grid step of the field maps
@@ -63,6 +63,7 @@ class EncoderSettings:
     weight_decay: float = 1e-4
     temperature: float = 0.07
     rff_sigmas_km: tuple[float, ...] = (2500.0, 500.0, 100.0)  # location encoder scales
+    precision: str = "auto"        # products in bf16 where native ("auto"), "bf16" or "no"; locdiff.precision
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,9 @@ class LocDiffSettings:
     samples: int = 8
     ddim_steps: int = 10
     guidance: float = 1.0
+    # products of training and sampling in bf16 where the device has it natively ("auto"), or
+    # "bf16" / "no" (float32); locdiff.precision
+    precision: str = "auto"
 
 
 @dataclass(frozen=True)

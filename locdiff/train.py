@@ -30,7 +30,8 @@ Data parallel: under ``accelerate launch`` (or torchrun) with P processes, each 
 ``batch_size`` items (the same seeded order as one process) is split into P equal shards, one per
 process; DDP averages the gradients, so a step is the single-process step on the same global batch
 up to the random draws inside ``loss_fn`` (each process has its own generator). Only the main
-process writes the log and checkpoints. Mixed precision: bf16 on CUDA, fp32 on CPU.
+process writes the log and checkpoints. Mixed precision: ``TrainConfig.mixed_precision`` (default
+"auto": bf16 autocast where the device computes it natively, see ``locdiff.precision``).
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from . import precision
 from .io import FolderLock, atomic_write, recover_folder, sha256, write_folder
 
 CHECKPOINT_FORMAT = 2
@@ -88,8 +90,10 @@ class TrainConfig:
     eval_every: int = 500
     checkpoint_every: int = 1000
     seed: int = 0
+    mixed_precision: str = "auto"   # bf16 autocast where native (CUDA, AVX512-BF16/AMX CPUs); locdiff.precision
 
     def __post_init__(self):
+        precision.check(self.mixed_precision, "mixed_precision")
         for name, low in (("steps", 1), ("batch_size", 1), ("log_every", 1), ("eval_every", 1),
                           ("checkpoint_every", 1), ("warmup", 0), ("seed", 0)):
             v = getattr(self, name)
@@ -400,8 +404,9 @@ def _train(model, loss_fn, n_items, config, out_dir: Path, model_config, validat
     from accelerate import Accelerator
 
     ckpt, log_path = out_dir / "checkpoint", out_dir / "log.csv"
-    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
-                              cpu=not torch.cuda.is_available())   # several processes: DDP (NCCL, or gloo on CPU)
+    # several processes: DDP (NCCL, or gloo on CPU). Mixed precision is ours (precision.autocast around
+    # the loss), not Accelerate's: its process-wide state refuses a second precision in one session
+    accelerator = Accelerator(mixed_precision="no", cpu=not torch.cuda.is_available())
     P, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
     if config.batch_size % P:
         raise ValueError(f"batch_size ({config.batch_size}) must be a multiple of the number of processes ({P})")
@@ -427,7 +432,7 @@ def _train(model, loss_fn, n_items, config, out_dir: Path, model_config, validat
         for step in bar:
             model.train()
             idx = batch_indices(step, n_items, config.batch_size, config.seed)[rank::P]
-            with accelerator.autocast():
+            with precision.autocast(config.mixed_precision, device):
                 terms = loss_fn(model, idx.to(device), gen)
             loss = terms["loss"]
             if not torch.isfinite(loss):
