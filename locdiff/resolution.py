@@ -54,18 +54,19 @@ def merge_distance_km(L: int, taper: str | None = "gauss", width: float = 0.35,
     return float(2 * theta_i * radius_km)
 
 
-def nearest_other_km(lat, lon, ref_lat, ref_lon, exclude_km: float = 25.0, chunk: int = 256) -> np.ndarray:
+def nearest_other_km(lat, lon, ref_lat, ref_lon, exclude_km: float | None = 25.0, chunk: int = 256) -> np.ndarray:
     """For each point, the distance (km) to the nearest reference point farther than ``exclude_km``
-    (another place, not a jittered copy of its own); inf when there is none. [N]."""
+    (another place, not a jittered copy of its own; None: the nearest reference point of all);
+    inf when there is none. [N]."""
     lat, lon = geo.validate_latlon(np.asarray(lat, np.float64), np.asarray(lon, np.float64))
     ref_lat, ref_lon = geo.validate_latlon(np.asarray(ref_lat, np.float64), np.asarray(ref_lon, np.float64),
                                            "ref_lat", "ref_lon")
-    if not (np.isfinite(exclude_km) and exclude_km >= 0):
-        raise ValueError(f"exclude_km must be a finite distance >= 0 km; got {exclude_km!r}")
+    if exclude_km is not None and not (np.isfinite(exclude_km) and exclude_km >= 0):
+        raise ValueError(f"exclude_km must be None or a finite distance >= 0 km; got {exclude_km!r}")
     out = np.full(len(lat), np.inf)
     for s in range(0, len(lat), chunk):
         d = geo.distance_km(lat[s:s + chunk, None], lon[s:s + chunk, None], ref_lat[None], ref_lon[None])
-        d = np.where(d > exclude_km, d, np.inf)
+        d = d if exclude_km is None else np.where(d > exclude_km, d, np.inf)
         out[s:s + chunk] = d.min(1)
     return out
 
