@@ -110,8 +110,10 @@ def generalization_summary(df: pd.DataFrame, metric: str = "acc@750km", method: 
             seed_note = ""
             if replicates is not None:
                 pw = pairwise(replicates, s, metric, method, r)
+                said = (f"the order of {method} and {r} changes between seeds" if pw["verdict"].startswith("order")
+                        else f"{method} is {pw['verdict']}")
                 seed_note = (f"; over train seeds {', '.join(map(str, pw['seeds']))} (means {pw['mean_a']:.1f} vs "
-                             f"{pw['mean_b']:.1f}) {method} is {pw['verdict']}")
+                             f"{pw['mean_b']:.1f}) {said}")
             parts.append(f"{r} {rv:.1f} [{rlo:.1f}, {rhi:.1f}] (change from test_iid {rv - rbase:+.1f}): "
                          f"{method} is {verdict}{seed_note}")
         lines.append(f"- **{s}**, {metric}: {method} {v:.1f} [{lo:.1f}, {hi:.1f}] (change from test_iid "

@@ -18,7 +18,7 @@ from . import report, seeds
 from .evaluate import results_dir
 from .io import atomic_write
 
-__all__ = ["build", "page_path", "main"]
+__all__ = ["build", "headline", "page_path", "main"]
 
 SPLITS = ("test_iid", "test_uniform", "test_unseen")
 SEED_METRICS = ("acc@25km", "acc@200km", "acc@750km", "acc@2500km", "median_km", "geoscore")
@@ -128,6 +128,23 @@ def _ablations(tag: str, ab: pd.DataFrame) -> list[str]:
                         + [f"{secs.iloc[0]:.0f}" if len(secs) else ""])
         out += [f"**{group}**:", "", _table(["variant"] + list(ABLATION_METRICS) + ["training (s)"], rows), ""]
     return out
+
+
+HEADLINE = (("test_iid", "acc@25km"), ("test_iid", "acc@200km"), ("test_iid", "acc@750km"),
+            ("test_unseen", "acc@750km"), ("test_unseen", "acc@2500km"))
+
+
+def headline(tag: str = "cpu", folder=None) -> str:
+    """The README's one table: mean ± sd over the training seeds (``replicates.csv``) of the
+    replicated methods at ``HEADLINE``'s split and metric pairs (accuracies in %)."""
+    d = Path(folder) if folder is not None else results_dir(tag)
+    rep = pd.read_csv(d / "replicates.csv")
+    stats = {split: seeds.summary(rep, split, metrics=[m for s_, m in HEADLINE if s_ == split])
+             for split in dict.fromkeys(s_ for s_, _ in HEADLINE)}
+    methods = list(dict.fromkeys(rep.method))
+    rows = [[m] + [f"{stats[s_].loc[(m, k), 'mean']:.1f} ± {stats[s_].loc[(m, k), 'sd']:.1f}" for s_, k in HEADLINE]
+            for m in methods]
+    return _table(["method"] + [f"{s_} {k[4:-2]} km" for s_, k in HEADLINE], rows)
 
 
 def build(tag: str = "cpu", folder=None) -> str:

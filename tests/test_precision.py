@@ -82,3 +82,17 @@ def test_shdd_kl_keeps_float32_products_under_autocast():
     with precision.autocast("bf16", "cpu"):
         got = d.shdd_kl(x0, x0_hat)
     assert got.dtype == torch.float32 and torch.equal(got, ref)
+
+
+def test_classification_targets_keep_float32_distances_under_autocast():
+    """bf16 cosines would blur the haversine label smoothing by hundreds of km: the targets must
+    equal their float32 values under autocast."""
+    from locdiff.baselines.classification import smoothed_targets
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.nn.functional.normalize(torch.randn(16, 3, generator=g), dim=1)
+    cells = torch.nn.functional.normalize(torch.randn(300, 3, generator=g), dim=1)
+    ref = smoothed_targets(y, cells, 75.0)
+    with precision.autocast("bf16", "cpu"):
+        got = smoothed_targets(y, cells, 75.0)
+    assert got.dtype == torch.float32 and torch.equal(got, ref)

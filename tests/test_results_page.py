@@ -10,6 +10,13 @@ def test_committed_page_matches_its_csvs():
     assert results_page.main(["--check"]) == 0, "run: python -m locdiff.results_page --profile cpu"
 
 
+def test_readme_headline_table_is_the_generated_one():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert results_page.headline("cpu") in readme, "README's table differs: paste results_page.headline('cpu')"
+
+
 def _rows(method, split, values):
     return [{"profile": "t", "method": method, "split": split, "metric": m, "value": v, "ci_low": v - 1,
              "ci_high": v + 1, "n_images": 10} for m, v in values.items()]

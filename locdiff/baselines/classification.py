@@ -89,8 +89,10 @@ def adaptive_cells(lat, lon, max_count: int, return_cells: bool = False):
 
 
 def smoothed_targets(y_xyz: torch.Tensor, cell_xyz: torch.Tensor, tau_km: float) -> torch.Tensor:
-    """PIGEON's haversine-smoothed labels [B, K] for true locations [B, 3] and cells [K, 3]."""
-    cos = (y_xyz @ cell_xyz.T).clamp(-1, 1)
+    """PIGEON's haversine-smoothed labels [B, K] for true locations [B, 3] and cells [K, 3]. The
+    cosines in float32 even under bf16 autocast: bf16's 8-bit mantissa would blur them by ~500 km."""
+    with torch.autocast(y_xyz.device.type, enabled=False):
+        cos = (y_xyz.float() @ cell_xyz.float().T).clamp(-1, 1)
     d = geo.EARTH_RADIUS_KM * torch.arccos(cos)
     return torch.softmax(-d / tau_km, -1)
 

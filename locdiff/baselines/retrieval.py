@@ -44,8 +44,11 @@ def fit(ctx: Context, progress: bool = True) -> Fitted:
     def loss_fn(m, idx, gen):
         img = m.encode_image(ctx.emb[idx])
         neg = torch.randint(0, len(xyz), (s.queue_negatives,), generator=gen)
-        loc = m.location(torch.cat([xyz[idx], xyz[neg]]))
-        logits = m.logit_scale.exp().clamp(max=100) * img.float() @ loc.float().T
+        # the location tower (random Fourier features down to 25 km: phases of ~250 rad) and the
+        # similarities (logit scale up to 100) in float32: bf16 would blur them by hundreds of km
+        with torch.autocast(img.device.type, enabled=False):
+            loc = m.location(torch.cat([xyz[idx], xyz[neg]]))
+            logits = m.logit_scale.exp().clamp(max=100) * img.float() @ loc.float().T
         target = torch.arange(len(idx), device=logits.device)
         return {"loss": F.cross_entropy(logits, target), "recall@1": (logits.argmax(-1) == target).float().mean()}
 
