@@ -1,8 +1,10 @@
 """Profiles: one setting, ``profile``, chooses the scale of every notebook and script.
 
 ``smoke`` checks that everything runs (the whole suite in minutes, numbers not meaningful);
-``cpu`` is the default, sized for a 2-core laptop (the whole suite within an hour: 46 min measured cold; numbers
-meaningful enough to compare methods); ``gpu`` is paper scale, for an accelerator.
+``cpu`` is the default, sized for a 2-core laptop (budget: the whole suite within an hour; measured
+cold on an idle 2-core machine with bf16 products: 78 min, over that budget, because of the three
+training seeds and the full-length degree sweep at L = 64; numbers meaningful enough to compare
+methods); ``gpu`` is paper scale, for an accelerator.
 
 Notebooks take a papermill parameter ``profile`` (default ``None``) and call ``get(profile)``,
 which falls back to the environment variable ``LOCDIFF_PROFILE``, else ``"cpu"``.
@@ -235,7 +237,7 @@ _PROFILES = {
     ),
     "cpu": Profile(
         name="cpu",
-        description="a 2-core laptop: the whole suite within an hour, numbers good enough to compare methods",
+        description="a 2-core laptop: the whole suite in about 80 minutes, numbers good enough to compare methods",
     ),
     "gpu": Profile(
         name="gpu",
