@@ -43,6 +43,15 @@ def _ci(v: float, lo: float, hi: float) -> str:
     return f"{_num(v)} [{_num(lo)}, {_num(hi)}]"
 
 
+def _ci_cells(rows: pd.DataFrame, metrics) -> list[str]:
+    """One "value [low, high]" cell per metric from result rows of one method or variant ("" when absent)."""
+    out = []
+    for metric in metrics:
+        r = rows[rows.metric == metric]
+        out.append(_ci(*r[["value", "ci_low", "ci_high"]].iloc[0]) if len(r) else "")
+    return out
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
@@ -99,12 +108,9 @@ def _distributions(tag: str, dist: pd.DataFrame) -> list[str]:
         d = dist[dist.split == split]
         rows = []
         for m in dict.fromkeys(d.method):
-            cells = []
-            for metric in ("nll", "coverage@50", "coverage@90"):
-                r = d[(d.method == m) & (d.metric == metric)]
-                cells.append(_ci(*r[["value", "ci_low", "ci_high"]].iloc[0]) if len(r) else "")
             w = d[d.method == m].width_km.dropna()
-            rows.append([m] + cells + [_num(w.iloc[0]) if len(w) else "cells"])
+            rows.append([m] + _ci_cells(d[d.method == m], ("nll", "coverage@50", "coverage@90"))
+                        + [_num(w.iloc[0]) if len(w) else "cells"])
         out += [f"**{split}**:", "", _table(["method", "NLL (nats)", "coverage@50 (%)", "coverage@90 (%)",
                                               "kernel width (km)"], rows), ""]
     return out
@@ -119,10 +125,7 @@ def _ablations(tag: str, ab: pd.DataFrame) -> list[str]:
         rows = []
         for variant in dict.fromkeys(g.variant):
             v = g[g.variant == variant]
-            cells = []
-            for metric in ABLATION_METRICS:
-                r = v[v.metric == metric]
-                cells.append(_ci(*r[["value", "ci_low", "ci_high"]].iloc[0]) if len(r) else "")
+            cells = _ci_cells(v, ABLATION_METRICS)
             secs = v.train_seconds.dropna()
             rows.append([variant + (" *" if bool(v.base.iloc[0]) else "")] + cells
                         + [f"{secs.iloc[0]:.0f}" if len(secs) else ""])
