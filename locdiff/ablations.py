@@ -190,3 +190,38 @@ def plot(df: pd.DataFrame, metric: str = "acc@750km"):
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def coarse_band_errors(profile: Profile, l_max: int = 8, timesteps=(100, 500, 900), images: int = 300,
+                       progress: bool = False) -> pd.DataFrame:
+    """Why the degree sweep's coarse accuracy can stop rising: how well each trained degree variant
+    reproduces the coarse bands l ≤ ``l_max`` (the continent and the region, shared by every L).
+
+    For each L of ``ablations.degrees`` (the sweep's cached runs) and each t: ``relative`` =
+    Σ_{l≤l_max} Σ_m (x̂0 - x0)²_lm / Σ_{l≤l_max} Σ_m x0²_lm of the denoiser on the first ``images``
+    val tiles (``spectrum.band_errors``; 0 exact, 1 as far off as predicting zero), and
+    ``loss_share`` = those bands' share of the training loss under the profile's band weight,
+    Σ_{l≤l_max} (2l+1) λ_l / Σ_l (2l+1) λ_l (``diffusion.band_loss_weights``). Columns: L, t,
+    abar, relative, loss_share."""
+    from .diffusion import band_loss_weights, degrees
+    from .spectrum import band_errors
+
+    if isinstance(l_max, bool) or not isinstance(l_max, (int, np.integer)) or not 0 <= l_max < min(profile.ablations.degrees):
+        raise ValueError(f"l_max must be an integer in [0, {min(profile.ablations.degrees) - 1}] (below every "
+                         f"degree of the sweep); got {l_max!r}")
+    enc = datasets.embeddings(profile, progress=progress)["embeddings"]["val"]
+    val = datasets.load(profile, ["val"], progress=progress)["val"]
+    n = min(int(images), len(val.lat))
+    rows = []
+    for L in profile.ablations.degrees:
+        ld, _ = fit_variant(profile, {"L": L}, progress=progress)
+        coarse = degrees(L) <= l_max
+        lam = band_loss_weights(L, ld.diffusion.config.band_weight)
+        share = float(lam[coarse].sum() / lam.sum())
+        # Σ_{l≤l_max} Σ_m x0²_lm = Σ_{l≤l_max} (2l+1) w_l² for every point (addition theorem)
+        signal = float((ld.diffusion.weights.double()[coarse] ** 2).sum())
+        b = band_errors(ld, enc[:n], val.lat[:n], val.lon[:n], list(timesteps), seed=profile.seed)
+        for t, g in b[b.l <= l_max].groupby("t"):
+            rows.append({"L": L, "t": int(t), "abar": float(g.abar.iloc[0]),
+                         "relative": float(g.mse.sum()) / signal, "loss_share": share})
+    return pd.DataFrame(rows, columns=["L", "t", "abar", "relative", "loss_share"])

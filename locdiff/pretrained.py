@@ -78,7 +78,7 @@ _LOCDIFF_REALS = {"w0": dict(positive=True), "dropout": dict(low=0.0, high=0.999
                   "spectrum_width": dict(low=1e-3, high=1e3)}
 _LOCDIFF_CHOICES = {"arch": ("csunet", "mlp"), "schedule": ("cosine", "linear"), "prediction": ("x0", "eps", "v"),
                     "loss": ("mse", "shdd_kl", "mse+kl"), "spectrum": ("flat", "heat", "band"),
-                    "band_weight": ("flat", "band"), "precision": ("auto", "bf16", "no")}
+                    "band_weight": ("flat", "band", "decay"), "precision": ("auto", "bf16", "no")}
 
 
 def validate_locdiff(sec: dict) -> LocDiffSettings:

@@ -63,6 +63,15 @@ def nearest_other_km(lat, lon, ref_lat, ref_lon, exclude_km: float | None = 25.0
                                            "ref_lat", "ref_lon")
     if exclude_km is not None and not (np.isfinite(exclude_km) and exclude_km >= 0):
         raise ValueError(f"exclude_km must be None or a finite distance >= 0 km; got {exclude_km!r}")
+    if len(ref_lat) == 0:
+        return np.full(len(lat), np.inf)
+    if exclude_km is None:
+        # the nearest of all: a k-d tree on unit vectors (chord length c is monotone in the angle,
+        # θ = 2 asin(c/2)), exact, instead of N x M haversines
+        from scipy.spatial import cKDTree
+
+        chord, _ = cKDTree(geo.latlon_to_xyz(ref_lat, ref_lon)).query(geo.latlon_to_xyz(lat, lon))
+        return 2.0 * geo.EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
     out = np.full(len(lat), np.inf)
     for s in range(0, len(lat), chunk):
         d = geo.distance_km(lat[s:s + chunk, None], lon[s:s + chunk, None], ref_lat[None], ref_lon[None])

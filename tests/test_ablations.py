@@ -124,3 +124,38 @@ def test_run_writes_the_settings_key_it_is_reused_with(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "embeddings", refuse)
     again = ablations.run(P, n_boot=20, progress=False)
     assert len(again) == len(df)
+
+
+def test_coarse_band_errors_against_band_errors_and_closed_form_shares(monkeypatch):
+    """ablations.coarse_band_errors on small untrained variants (fit_variant and the data stubbed):
+    its closed-form coarse signal Σ (2l+1) w_l² gives the same relative error as the empirical
+    Σ x0² of spectrum.band_errors, and the loss share under the "band" weight is (l_max+1)/(L+1)."""
+    import types
+    from dataclasses import replace
+
+    import numpy as np
+
+    from locdiff import datasets, spectrum
+
+    base = profiles.get("smoke")
+    P = replace(base, ablations=replace(base.ablations, degrees=(4, 8)),
+                locdiff=replace(base.locdiff, band_weight="band", spectrum="heat"))
+    rng = np.random.default_rng(0)
+    n, E = 40, 16
+    emb = rng.normal(size=(n, E)).astype(np.float32)
+    lat, lon = rng.uniform(-80, 80, n), rng.uniform(-180, 180, n)
+    monkeypatch.setattr(datasets, "embeddings", lambda p, progress=False: {"embeddings": {"val": emb}})
+    monkeypatch.setattr(datasets, "load", lambda p, s, progress=False: {"val": types.SimpleNamespace(lat=lat, lon=lon)})
+    models = {L: experiment.build(replace(P.locdiff, L=L), E, seed=L) for L in (4, 8)}
+    monkeypatch.setattr(ablations, "fit_variant", lambda p, ch, progress=False: (models[ch["L"]], None))
+    got = ablations.coarse_band_errors(P, l_max=2, timesteps=(100, 700), images=n)
+    assert sorted(set(got.L)) == [4, 8] and sorted(set(got.t)) == [100, 700]
+    for L, m in models.items():
+        b = spectrum.band_errors(m, emb, lat, lon, [100, 700], seed=P.seed)
+        for t, g in b[b.l <= 2].groupby("t"):
+            want = g.mse.sum() / (g.mse / g.relative).sum()
+            row = got[(got.L == L) & (got.t == t)].iloc[0]
+            assert row.relative == pytest.approx(want, rel=1e-5)
+            assert row.loss_share == pytest.approx(3 / (L + 1))
+    with pytest.raises(ValueError, match="l_max must be an integer in"):
+        ablations.coarse_band_errors(P, l_max=4)

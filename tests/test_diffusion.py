@@ -150,3 +150,37 @@ def test_toy_multimodal(tmp_path, haversine):
     plat, plon, _, _ = predict(s)
     assert min(haversine(CITIES[0, 0], CITIES[0, 1], plat[0, 0], plon[0, 0]),
                haversine(CITIES[1, 0], CITIES[1, 1], plat[0, 0], plon[0, 0])) < 100
+
+
+# ---------------------------------------------------------------------- dropout
+def test_dropout_rate_scale_and_gradient_match_inverted_dropout():
+    """model.Dropout against the closed form of inverted dropout: a share p of zeros (within 5
+    binomial standard deviations), the kept entries scaled by exactly 1/(1-p), the gradient equal
+    to the mask over (1-p), the identity in eval mode."""
+    from locdiff.model import Dropout
+
+    p, n = 0.3, 1_000_000
+    d = Dropout(p).train()
+    torch.manual_seed(0)
+    x = torch.ones(n, requires_grad=True)
+    y = d(x)
+    zero = (y == 0).double().mean().item()
+    assert abs(zero - p) < 5 * (p * (1 - p) / n) ** 0.5
+    kept = y[y != 0]
+    assert torch.allclose(kept, torch.full_like(kept, 1 / (1 - p)))
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())                  # d(x m/(1-p))/dx = m/(1-p) = y at x = 1
+    d.eval()
+    z = torch.randn(7, 5)
+    assert d(z) is z
+    assert Dropout(0.0).train()(z) is z
+
+
+def test_dropout_keeps_dtype_under_bf16_and_refuses_bad_rates():
+    from locdiff.model import Dropout
+
+    x = torch.randn(64, 32, dtype=torch.bfloat16)
+    assert Dropout(0.5).train()(x).dtype == torch.bfloat16
+    for bad in (-0.1, 1.0, True, "0.3", float("nan")):
+        with pytest.raises(ValueError, match="p must lie in"):
+            Dropout(bad)

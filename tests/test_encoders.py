@@ -233,3 +233,40 @@ def test_load_embeddings_cache(small_data, tmp_path, monkeypatch, capsys):
     np.testing.assert_allclose(third["embeddings"]["test_iid"], first["embeddings"]["test_iid"], atol=1e-5)
     leftovers = [p.name for p in (tmp_path / "enc").iterdir() if p.name.startswith(".") or p.name.endswith(".tmp")]
     assert not leftovers
+
+
+def test_tile_cnn_channels_last_matches_the_standard_layout():
+    """TileCNN runs its convolutions channels-last (NHWC, faster on CPU); the same weights applied
+    in the standard NCHW layout, module by module, give the same embeddings (float tolerance)."""
+    import copy
+
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    cnn = E.TileCNN((8, 16), 32).eval()
+    assert cnn.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    ref = copy.deepcopy(cnn).to(memory_format=torch.contiguous_format)
+    tiles = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
+    with torch.no_grad():
+        x = ref.normalize_input(tiles).contiguous()
+        want = F.normalize(ref.head(ref.blocks(ref.stem(x)).mean((2, 3))), dim=-1)
+        torch.testing.assert_close(cnn(tiles), want, atol=1e-5, rtol=1e-5)
+
+
+def test_train_encoder_location_tower_runs_in_float32_under_bf16(splits, monkeypatch):
+    """With bf16 products the CNN runs under autocast, the location tower does not (its 100 km
+    Fourier features need float32 phases)."""
+    seen = []
+    forward = E.RFFLocationEncoder.forward
+
+    def spy(self, xyz):
+        out = forward(self, xyz)
+        if self.training:
+            seen.append((torch.is_autocast_enabled("cpu"), out.dtype))
+        return out
+
+    monkeypatch.setattr(E.RFFLocationEncoder, "forward", spy)
+    tr, va = splits["train"], splits["val"]
+    settings = dataclasses.replace(profiles.get("smoke").encoder, epochs=1, batch_size=100, precision="bf16")
+    E.train_encoder(tr.tiles, tr.lat, tr.lon, va.tiles, va.lat, va.lon, settings, seed=0, progress=False)
+    assert seen and all(s == (False, torch.float32) for s in seen)

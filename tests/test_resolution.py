@@ -66,6 +66,22 @@ def test_nearest_other_against_hand_computed_distances(haversine):
     assert np.isinf(resolution.nearest_other_km([0.0], [0.0], [0.0], [0.05], exclude_km=25.0)).all()
     with pytest.raises(ValueError, match="exclude_km"):
         resolution.nearest_other_km([0.0], [0.0], [1.0], [1.0], exclude_km=-1)
+
+
+def test_nearest_of_all_by_kd_tree_matches_brute_force_haversine(haversine):
+    """exclude_km=None takes a k-d tree path: the same distances as the minimum of every haversine
+    (random points, poles and the antimeridian included); no reference point gives inf."""
+    rng = np.random.default_rng(0)
+    lat = np.concatenate([rng.uniform(-90, 90, 200), [90.0, -90.0, 0.0]])
+    lon = np.concatenate([rng.uniform(-180, 180, 200), [0.0, 0.0, 179.99]])
+    ref_lat, ref_lon = rng.uniform(-90, 90, 500), rng.uniform(-180, 180, 500)
+    ref_lat[0], ref_lon[0] = 0.0, -179.99                # 2.2 km across the antimeridian from the last point
+    want = np.array([min(haversine(a, b, c, d) for c, d in zip(ref_lat, ref_lon)) for a, b in zip(lat, lon)])
+    got = resolution.nearest_other_km(lat, lon, ref_lat, ref_lon, exclude_km=None)
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-6)
+    assert got[-1] < 2.3
+    for exclude in (None, 25.0):
+        assert np.isinf(resolution.nearest_other_km([0.0], [0.0], [], [], exclude_km=exclude)).all()
     with pytest.raises(ValueError, match="L must be"):
         resolution.merge_distance_km(-1)
 

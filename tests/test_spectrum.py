@@ -37,6 +37,10 @@ def test_spectral_weights_closed_forms():
     lam = diffusion.band_loss_weights(L, "band").numpy()
     assert lam.mean() == pytest.approx(1.0)
     np.testing.assert_allclose(np.bincount(l, weights=lam), L + 1)                   # equal share per band
+    decay = diffusion.band_loss_weights(L, "decay").numpy()
+    assert decay.mean() == pytest.approx(1.0)
+    share = np.bincount(l, weights=decay)                                                 # ∝ 1/√(l+1), sum (L+1)²
+    np.testing.assert_allclose(share, (L + 1) ** 2 / np.sqrt(np.arange(1, L + 2)) / (1 / np.sqrt(np.arange(1, L + 2))).sum())
     with pytest.raises(ValueError, match="spectrum must be one of"):
         diffusion.spectral_weights(L, "pink")
     with pytest.raises(ValueError, match="band_weight must be one of"):

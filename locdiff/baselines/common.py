@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from .. import datasets, geo, shdd
+from ..model import Dropout
 from ..profiles import BaselineSettings, Profile
 from ..train import TrainConfig, fit_or_load, process_state
 
@@ -67,7 +68,7 @@ def mlp(d_in: int, hidden: tuple[int, ...], d_out: int, dropout: float) -> nn.Se
     """Linear-GELU-Dropout blocks, then a linear output layer."""
     layers, d = [], d_in
     for h in hidden:
-        layers += [nn.Linear(d, h), nn.GELU(), nn.Dropout(dropout)]
+        layers += [nn.Linear(d, h), nn.GELU(), Dropout(dropout)]
         d = h
     return nn.Sequential(*layers, nn.Linear(d, d_out))
 
