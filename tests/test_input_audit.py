@@ -308,6 +308,7 @@ AUDIT: list[Row] = [
     Row("diffusion.predict", "k", "an integer >= 1", lambda: diffusion.predict(torch.randn(1, 2, 9), k=0),
         allowed=">= 1"),
     # ---- model
+    Row("model.Dropout", "p", "a number in [0, 1) (the dropout rate)", lambda: model.Dropout(1.0), allowed="[0, 1)"),
     Row("model.CSUNetConfig", "L", "an integer >= 0", lambda: model.CSUNetConfig(L=-1), allowed="non-negative integer"),
     Row("model.CSUNetConfig", "embed_dim", "an integer >= 1", lambda: model.CSUNetConfig(embed_dim=0), allowed=">= 1"),
     Row("model.CSUNetConfig", "cond_dim", "an integer >= 1", lambda: model.CSUNetConfig(cond_dim=2.5), allowed=">= 1"),
