@@ -68,6 +68,27 @@ def fit_variant(profile: Profile, changes: dict, steps: int | None = None, progr
                           progress=progress)       # a cache of the notebooks'
 
 
+def _train_variant(job) -> None:
+    profile, changes, steps = job
+    fit_variant(profile, changes, steps, progress=False)
+
+
+def fit_variants(profile: Profile, variants: list[dict], steps: int | None = None, progress: bool = True) -> list:
+    """``[fit_variant(profile, changes, steps) for changes in variants]``, the runs not yet finished
+    trained side by side in worker processes (``parallel``; one after the other with one worker)."""
+    from . import parallel
+
+    variants = [dict(v) for v in variants]
+    distinct = list({json.dumps(v, sort_keys=True): v for v in variants}.values())    # one run per folder
+    workers = parallel.workers_for(profile, len(distinct))
+    if workers > 1:
+        datasets.embeddings(profile, progress=progress)          # the caches every worker reads
+        datasets.load(profile, ["train", "val"], progress=progress)
+        parallel.map_runs(_train_variant, [(profile, v, steps) for v in distinct], workers,
+                          desc="training LocDiff variants", progress=progress)
+    return [fit_variant(profile, v, steps, progress=progress) for v in variants]
+
+
 def train_seconds(log: pd.DataFrame) -> float:
     """The training time of a run from its log (NaN when the log does not record it)."""
     return float(log["time_s"].iloc[-1]) if "time_s" in log else float("nan")
@@ -119,6 +140,7 @@ def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int
     n = min(a.images, len(test))
     E, lat, lon = emb[:n], test.lat[:n], test.lon[:n]
     rows, models = [], {}
+    fit_variants(profile, [c for _, _, c in trained_variants(profile) if not _is_base(profile, c)], progress=progress)
 
     def score(group, variant, is_base, pred, seconds, sample=True):
         for r in evaluate.result_rows(profile.tag, "LocDiff", split, lat, lon, pred["lat"], pred["lon"],

@@ -199,6 +199,8 @@ class Profile:
     ablations: AblationSettings = field(default_factory=AblationSettings)
     replicates: ReplicateSettings = field(default_factory=ReplicateSettings)
     replicate: int = 0             # 0: the main run; r > 0 retrains every method with train_seed (same data, encoder)
+    workers: int = 0               # processes for independent runs (replicates, ablation variants); 0: one per
+    # CPU core, 1 on a GPU ($LOCDIFF_WORKERS overrides; locdiff.parallel). Not part of a result's settings.
 
     @property
     def train_seed(self) -> int:

@@ -19,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from . import compare, evaluate
+from . import compare, datasets, evaluate, experiment, parallel
 from .io import atomic_write
 from .profiles import Profile
 
@@ -64,19 +64,58 @@ def with_chosen(profile: Profile, tuning: pd.DataFrame) -> Profile:
     return replace(profile, baselines=replace(profile.baselines, **changes)) if changes else profile
 
 
+def _train_untuned(profile: Profile) -> None:
+    """Worker task: train the methods of a replicate whose training does not depend on the main
+    run's choices (all but ``TUNED_FIELDS``' methods), so that they need not wait for it."""
+    free = [m for m in profile.replicates.methods if m not in TUNED_FIELDS]
+    if "LocDiff" in free:
+        experiment.fit(profile, progress=False)
+    others = [m for m in free if m != "LocDiff"]
+    if others:
+        compare.fit_all(profile, others, progress=False)
+
+
+def _phase_one(job) -> None:
+    kind, profile, methods, n_boot = job
+    if kind == "main":          # replicate 0: every method of main_methods, as notebook 04 runs it
+        compare.run(profile, methods=methods, n_boot=n_boot, progress=False)
+    else:
+        _train_untuned(profile)
+
+
+def _replicate_run(job) -> None:
+    profile, n_boot = job
+    compare.run(profile, methods=profile.replicates.methods, n_boot=n_boot, progress=False)
+
+
 def run(profile: Profile, n_boot: int = 1000, progress: bool = True, main_methods=compare.METHODS) -> pd.DataFrame:
     """Results (``evaluate.RESULT_COLUMNS`` plus ``replicate`` and ``train_seed``) of every
     replicate for the profile's ``replicates.methods``; finished runs and cached predictions are
     reused. Replicate 0 is ``compare.run(profile, main_methods)``, by default every method as
-    notebook 04 runs it (so its cached predictions are reused)."""
+    notebook 04 runs it (so its cached predictions are reused).
+
+    With several workers (``parallel.workers_for``), replicate 0 and the untuned training of the
+    others run side by side, then the others' tuned methods and predictions; the results are then
+    read back from their caches here."""
+    reps = replicate_profiles(profile)
+    workers = parallel.workers_for(profile, len(reps))
+    if workers > 1:
+        datasets.embeddings(profile, progress=progress)          # the caches every worker reads
+        datasets.load(profile, ["train", "val", *datasets.test_splits(profile)], progress=progress)
+        parallel.map_runs(_phase_one, [("main", reps[0], main_methods, n_boot)]
+                          + [("train", p, None, n_boot) for p in reps[1:]],
+                          workers, desc="main run and replicates' training", progress=progress)
+        tuning = pd.read_csv(evaluate.results_dir(profile.tag) / "tuning.csv")
+        parallel.map_runs(_replicate_run, [(with_chosen(p, tuning), n_boot) for p in reps[1:]], workers,
+                          desc="replicates' tuned methods and predictions", progress=progress)
     frames = []
-    for p in replicate_profiles(profile):
+    for p in reps:
         if p.replicate == 0:
             df, _ = compare.run(p, methods=main_methods, n_boot=n_boot, progress=progress)
         else:
             tuning = pd.read_csv(evaluate.results_dir(profile.tag) / "tuning.csv")
             p = with_chosen(p, tuning)
-            if progress:
+            if progress and workers == 1:
                 print(f"replicate {p.replicate} (train seed {p.train_seed}): {', '.join(p.replicates.methods)}")
             df, _ = compare.run(p, methods=p.replicates.methods, n_boot=n_boot, progress=progress)
         frames.append(df[df.method.isin(p.replicates.methods)].assign(replicate=p.replicate, train_seed=p.train_seed))

@@ -14,6 +14,10 @@ if _WORKERS > 1:
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[_var] = _THREADS        # before numba is imported; inherited by the tests' subprocesses
 
+# Independent runs train one after the other here (locdiff.parallel): tests that replace a function
+# (monkeypatch) must see it called in this process. The tests of the parallel path set it themselves.
+os.environ.setdefault("LOCDIFF_WORKERS", "1")
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402

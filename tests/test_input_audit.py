@@ -20,7 +20,7 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Union
 
@@ -32,7 +32,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))          # for `python tests/test_input_audit.py`
 from test_pipeline import _cli, _tiles, tiny  # noqa: E402,F401  (tiny is a fixture used below)
 
-from locdiff import compare, datasets, diffusion, divergence, evaluate, experiment, geo, model, pipeline, profiles, shdd  # noqa: E402
+from locdiff import (compare, datasets, diffusion, divergence, evaluate, experiment, geo, model, parallel,  # noqa: E402
+                     pipeline, profiles, shdd)
 from locdiff.train import TrainConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -366,6 +367,13 @@ AUDIT: list[Row] = [
         with_env("LOCDIFF_PROFILE", "laptop", lambda: profiles.get()), allowed="smoke, cpu, gpu"),
     Row("profiles.get", "overrides", "fields of Profile (data=, encoder=, locdiff=, ...)",
         lambda: profiles.get("smoke", colour="blue"), error=TypeError, named="colour"),
+    Row("parallel.workers_for", "$LOCDIFF_WORKERS", "unset, empty or an integer >= 1 (processes for independent runs)",
+        with_env("LOCDIFF_WORKERS", "0", lambda: parallel.workers_for(profiles.get("smoke"), 2)), allowed=">= 1"),
+    Row("parallel.workers_for", "workers", "Profile.workers: an integer >= 0 (0: one process per CPU core)",
+        with_env("LOCDIFF_WORKERS", "", lambda: parallel.workers_for(replace(profiles.get("smoke"), workers=-1), 2)),
+        allowed=">= 0"),
+    Row("parallel.map_runs", "workers", "an integer >= 1", lambda: parallel.map_runs(abs, [1], workers=0),
+        allowed=">= 1"),
     # ---- evaluate
     Row("evaluate.bootstrap_intervals", "d_km", KM_D, lambda: evaluate.bootstrap_intervals(np.zeros((2, 2))),
         allowed="non-empty 1-D"),
@@ -615,7 +623,7 @@ NOT_AUDITED: dict[str, str] = {
     "pipeline.shipped_weights": "no arguments",
     "shdd.MemoryWarning": "the warning class of the memory estimates",
 }
-AUDITED_MODULES = ("geo", "shdd", "diffusion", "model", "evaluate", "pipeline")
+AUDITED_MODULES = ("geo", "shdd", "diffusion", "model", "evaluate", "pipeline", "parallel")
 CLI_COMMANDS = ("predict", "tile", "train", "evaluate")
 
 

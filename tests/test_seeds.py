@@ -90,12 +90,20 @@ def test_hybrid_check_against_hand_computed_cases():
         seeds.hybrid_check(_table({("LocDiff", "acc@25km"): [1.0]}), "test_iid", metrics=("acc@25km",))
 
 
-def test_a_replicate_retrains_with_its_own_seed(private_cache, tmp_path, monkeypatch):
-    """Two replicates of one cheap method on the smoke benchmark: two trainings with different
-    seeds (different numbers), their own run folders, one stacked CSV."""
+def test_a_replicate_retrains_with_its_own_seed(private_cache, tmp_path, monkeypatch, one_torch_thread):
+    """Two replicates of one cheap method on the smoke benchmark, trained side by side in two worker
+    processes: two trainings with different seeds (different numbers), their own run folders, one
+    stacked CSV; and the same numbers as the two trained one after the other in this process (one
+    torch thread in both, so the float sums run in the same order)."""
     monkeypatch.setenv("LOCDIFF_ROOT", str(tmp_path / "root"))
+    monkeypatch.setenv("LOCDIFF_WORKERS", "2")
     P = replace(profiles.get("smoke"), replicates=ReplicateSettings(count=2, methods=("Regression",)))
     df = seeds.run(P, n_boot=20, progress=False, main_methods=("Regression",))
+    monkeypatch.setenv("LOCDIFF_ROOT", str(tmp_path / "sequential"))
+    monkeypatch.setenv("LOCDIFF_WORKERS", "1")
+    one_by_one = seeds.run(P, n_boot=20, progress=False, main_methods=("Regression",))
+    assert not (tmp_path / "sequential" / "checkpoints" / "smoke-r1").samefile(tmp_path / "root" / "checkpoints" / "smoke-r1")
+    pd.testing.assert_series_equal(df.value, one_by_one.value)
     assert sorted(df.replicate.unique()) == [0, 1] and sorted(df.train_seed.unique()) == [P.seed, P.seed + 1000]
     assert (tmp_path / "root" / "data" / "results" / "smoke" / "replicates.csv").exists()
     assert (tmp_path / "root" / "checkpoints" / "smoke-r1" / "baselines").is_dir()
