@@ -22,7 +22,7 @@ EXECUTED := build/notebooks/$(PROFILE)-$(basename $(notdir $(DATASET)))
 DATASET_ARG := -p dataset $(abspath $(DATASET))
 endif
 
-.PHONY: help setup figures test unit nbtest lab bench gpu-check gpu-wheels weights clean
+.PHONY: help setup figures test unit unit-fast nbtest lab bench gpu-check gpu-wheels weights clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ test: unit nbtest  ## unit tests (pytest) and every notebook through nbval with 
 
 unit: $(STAMP)  ## unit tests only
 	$(BIN)/python -m pytest tests -q -n auto --dist loadfile
+
+unit-fast: $(STAMP)  ## unit tests without the slow ones (multi-process, signal, offline, dry runs): a quick local loop
+	$(BIN)/python -m pytest tests -q -n auto --dist loadfile -m "not slow"
 
 nbtest: $(STAMP)  ## every notebook through nbval (smoke profile)
 	cd notebooks && LOCDIFF_PROFILE=smoke ../$(BIN)/python -m pytest --nbval-lax -q -p no:cacheprovider $(notdir $(NOTEBOOKS))

@@ -1,6 +1,9 @@
-"""Independent oracles shared by the tests (plain numpy, written from the textbook formulas).
+"""What the tests share: independent oracles, and a few helpers that build test inputs.
 
-Nothing here calls ``locdiff``: the tests compare the package against these.
+The oracles (plain numpy and scipy, written from the textbook formulas) never call ``locdiff``:
+the tests compare the package against them. The helpers at the end (``make_tiles``, ``run_cli``,
+the ``tiny`` pipeline fixture) only build inputs. Test files import them from here
+(``from conftest import ...``), never from one another.
 """
 from __future__ import annotations
 
@@ -18,8 +21,14 @@ if _WORKERS > 1:
 # (monkeypatch) must see it called in this process. The tests of the parallel path set it themselves.
 os.environ.setdefault("LOCDIFF_WORKERS", "1")
 
+import math  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import scipy.special as sps  # noqa: E402
 import torch  # noqa: E402
 
 if _WORKERS > 1:
@@ -54,6 +63,24 @@ def uniform_sphere(n: int, seed: int):
     return np.degrees(np.arcsin(rng.uniform(-1, 1, n))), rng.uniform(-180, 180, n)
 
 
+def degree_order(L: int) -> tuple[np.ndarray, np.ndarray]:
+    """Degree l and order m of each flat index l² + l + m, l = 0..L."""
+    ls = np.concatenate([np.full(2 * l + 1, l) for l in range(L + 1)])
+    ms = np.concatenate([np.arange(-l, l + 1) for l in range(L + 1)])
+    return ls, ms
+
+
+def scipy_basis(L, lat, lon):
+    """[n, (L+1)²] real orthonormal harmonics without the Condon-Shortley phase, from scipy's complex
+    ``sph_harm_y`` (which carries the phase): m > 0 √2 (-1)^m Re Y_l^m, m < 0 √2 (-1)^|m| Im Y_l^|m|."""
+    ls, ms = degree_order(L)
+    theta = np.radians(90.0 - np.atleast_1d(np.asarray(lat, dtype=np.float64)))[:, None]
+    phi = np.radians(np.atleast_1d(np.asarray(lon, dtype=np.float64)))[:, None]
+    y = sps.sph_harm_y(ls, np.abs(ms), theta, phi)
+    sign = (-1.0) ** np.abs(ms)
+    return np.where(ms == 0, y.real, np.where(ms > 0, math.sqrt(2) * sign * y.real, math.sqrt(2) * sign * y.imag))
+
+
 @pytest.fixture(scope="session")
 def haversine():
     return haversine_km
@@ -83,3 +110,30 @@ def private_cache(tmp_path, monkeypatch):
     """Never touch <repo>/data/cache: every test gets its own cache folder."""
     monkeypatch.setenv("LOCDIFF_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+# ----------------------------------------------------------------------------- helpers (build inputs)
+def make_tiles(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
+    """n random RGB tiles [n, size, size, 3] uint8."""
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def run_cli(*args, cwd, timeout=600) -> subprocess.CompletedProcess:
+    """Run the installed ``locdiff`` command (the console script beside this Python), else the module."""
+    script = Path(sys.executable).parent / "locdiff"
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "locdiff.cli"]
+    return subprocess.run(cmd + [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """An untrained smoke-sized pipeline (weights random but fixed): enough for I/O behaviour."""
+    from locdiff import experiment, pipeline, profiles
+    from locdiff.encoders import TileCNN
+
+    P = profiles.get("smoke")
+    torch.manual_seed(0)
+    enc = TileCNN(P.encoder.widths, P.encoder.embed_dim)
+    ld = experiment.build(P.locdiff, P.encoder.embed_dim, seed=0)
+    meta = {"profile": "smoke", "seed": 0, "encoder": {"widths": list(P.encoder.widths), "embed_dim": P.encoder.embed_dim}}
+    return pipeline.LocDiffPipeline(enc, ld, P.data.tile_size, meta, device="cpu")

@@ -15,6 +15,8 @@ import torch
 from locdiff import experiment, geo, profiles, shdd
 from locdiff.baselines import classification, common, generative, regression, retrieval
 
+pytestmark = pytest.mark.gpu
+
 _CHOICE = os.environ.get("LOCDIFF_TEST_DEVICE") or ("cuda" if torch.cuda.is_available() else "")
 DEVICE = torch.device(_CHOICE) if _CHOICE else None
 on_device = pytest.mark.skipif(DEVICE is None, reason="needs a CUDA device (or LOCDIFF_TEST_DEVICE=cpu)")

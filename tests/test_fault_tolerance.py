@@ -76,6 +76,7 @@ def _weights(run: Path) -> dict:
             **{f"ema.{k}": v for k, v in load_file(str(ck / "ema.safetensors")).items()}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_writes_checkpoint_and_resume_matches_uninterrupted(tmp_path, sig):
     ref = _job(tmp_path, tmp_path / "reference", "reference")
@@ -157,6 +158,7 @@ def test_checkpoint_records_sums_of_every_file(tmp_path):
     assert sums["state.pt"] == hashlib.sha256((ck / "state.pt").read_bytes()).hexdigest()   # independent oracle
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
     """accelerate launch with 2 CPU processes (gloo) against one process, LocDiff on the smoke data."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

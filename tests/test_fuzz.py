@@ -55,7 +55,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_pipeline import _tiles, tiny  # noqa: E402,F401  (tiny is a fixture used below)
+from conftest import make_tiles as _tiles  # noqa: E402
 
 from locdiff import cli, datasets, diffusion, evaluate, experiment, geo, model, pipeline, shdd  # noqa: E402
 

@@ -30,7 +30,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))          # for `python tests/test_input_audit.py`
-from test_pipeline import _cli, _tiles, tiny  # noqa: E402,F401  (tiny is a fixture used below)
+from conftest import make_tiles as _tiles  # noqa: E402
+from conftest import run_cli as _cli  # noqa: E402
 
 from locdiff import (compare, datasets, diffusion, divergence, evaluate, experiment, geo, model, parallel,  # noqa: E402
                      pipeline, profiles, shdd)

@@ -32,7 +32,7 @@ from locdiff.train import (CheckpointError, RunExistsError, TrainConfig, read_ch
                            train)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_pipeline import _tiles, tiny  # noqa: E402,F401  (tiny is a fixture)
+from conftest import make_tiles as _tiles  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -9,6 +9,8 @@ import urllib.request
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow
+
 
 class NetworkBlocked(RuntimeError):
     pass

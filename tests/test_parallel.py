@@ -22,6 +22,7 @@ def _fail_on_three(x: int) -> int:
     return x
 
 
+@pytest.mark.slow
 def test_map_runs_keeps_the_order_and_splits_the_cores():
     out = parallel.map_runs(_square_and_threads, range(5), workers=2, progress=False)
     assert [r[0] for r in out] == [0, 1, 4, 9, 16]
@@ -35,6 +36,7 @@ def test_one_worker_runs_here():
     assert [r[0] for r in out] == [4, 9] and {r[2] for r in out} == {os.getpid()}
 
 
+@pytest.mark.slow
 def test_an_error_in_a_run_is_raised_here():
     with pytest.raises(ValueError, match="run 3 failed"):
         parallel.map_runs(_fail_on_three, range(5), workers=2, progress=False)

@@ -11,25 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import make_tiles as _tiles
+from conftest import run_cli as _cli
+
 from locdiff import experiment, pipeline, profiles
 from locdiff.encoders import TileCNN
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    """An untrained smoke-sized pipeline (weights random but fixed): enough for I/O behaviour."""
-    P = profiles.get("smoke")
-    torch.manual_seed(0)
-    enc = TileCNN(P.encoder.widths, P.encoder.embed_dim)
-    ld = experiment.build(P.locdiff, P.encoder.embed_dim, seed=0)
-    meta = {"profile": "smoke", "seed": 0, "encoder": {"widths": list(P.encoder.widths), "embed_dim": P.encoder.embed_dim}}
-    return pipeline.LocDiffPipeline(enc, ld, P.data.tile_size, meta, device="cpu")
-
-
-def _tiles(n, size=32, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
 
 
 def test_round_trip_gives_identical_predictions(tiny, tmp_path):
@@ -134,13 +122,6 @@ def test_density_and_localizability(tiny):
     assert (dens * cell).sum() == pytest.approx(1.0, rel=1e-6)               # a probability density
     loc = tiny.localizability(t, resolution_deg=5.0, n=4)
     assert 0.0 < loc <= 1.0
-
-
-def _cli(*args, cwd, timeout=600):
-    """Run the installed ``locdiff`` command (the console script beside this Python), else the module."""
-    script = Path(sys.executable).parent / "locdiff"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "locdiff.cli"]
-    return subprocess.run(cmd + [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.skipif(not (pipeline.shipped_weights() / "config.json").exists(), reason="no shipped weights")

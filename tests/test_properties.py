@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from conftest import R_KM
-from test_shdd import _lm, scipy_basis
+from conftest import R_KM, scipy_basis
+from conftest import degree_order as _lm
 
 from locdiff import geo, shdd
 

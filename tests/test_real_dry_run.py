@@ -22,6 +22,8 @@ import torch  # noqa: E402
 
 from locdiff import compare, datasets, profiles  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 N_TRAIN, N_TEST = 240, 40
 HEADER = ["IMG_ID", "AUTHOR", "LAT", "LON"]
 

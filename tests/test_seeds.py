@@ -90,6 +90,7 @@ def test_hybrid_check_against_hand_computed_cases():
         seeds.hybrid_check(_table({("LocDiff", "acc@25km"): [1.0]}), "test_iid", metrics=("acc@25km",))
 
 
+@pytest.mark.slow
 def test_a_replicate_retrains_with_its_own_seed(private_cache, tmp_path, monkeypatch, one_torch_thread):
     """Two replicates of one cheap method on the smoke benchmark, trained side by side in two worker
     processes: two trainings with different seeds (different numbers), their own run folders, one

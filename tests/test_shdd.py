@@ -22,18 +22,15 @@ import scipy.special as sps
 import torch
 from scipy.optimize import brentq
 
+from conftest import degree_order as _lm
+from conftest import scipy_basis
+
 from locdiff import shdd
 
 FOUR_PI = 4 * math.pi
 
 
 # --------------------------------------------------------------------------- oracles
-def _lm(L):
-    ls = np.concatenate([np.full(2 * l + 1, l) for l in range(L + 1)])
-    ms = np.concatenate([np.arange(-l, l + 1) for l in range(L + 1)])
-    return ls, ms
-
-
 def pysh_basis(L, lat, lon):
     """[n, (L+1)²] real harmonics from pyshtools, flat index l² + l + m."""
     ls, ms = _lm(L)
@@ -42,16 +39,6 @@ def pysh_basis(L, lat, lon):
         Y = pysh.expand.spharm(L, 90.0 - a, b, normalization="ortho", csphase=1, degrees=True)
         rows.append(Y[(ms < 0).astype(int), ls, np.abs(ms)])
     return np.array(rows)
-
-
-def scipy_basis(L, lat, lon):
-    """[n, (L+1)²] real harmonics (no CS phase) from scipy's complex sph_harm_y (with CS phase)."""
-    ls, ms = _lm(L)
-    theta = np.radians(90.0 - np.atleast_1d(np.asarray(lat, dtype=np.float64)))[:, None]
-    phi = np.radians(np.atleast_1d(np.asarray(lon, dtype=np.float64)))[:, None]
-    y = sps.sph_harm_y(ls, np.abs(ms), theta, phi)
-    sign = (-1.0) ** np.abs(ms)
-    return np.where(ms == 0, y.real, np.where(ms > 0, math.sqrt(2) * sign * y.real, math.sqrt(2) * sign * y.imag))
 
 
 def to_cilm(a, L):
