@@ -20,7 +20,7 @@ import torch
 
 from locdiff.io import atomic_write
 from locdiff import experiment, geo, profiles
-from locdiff.diffusion import Diffusion
+from locdiff.latent import Latent
 from locdiff.train import TrainConfig, make_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ def main():
     D = (s.L + 1) ** 2
     mlp = plain_mlp(ld.model.num_parameters(), D + E + 1, D)
     lat, lon = geo.uniform_points(s.batch_size, seed=0)
-    x0 = Diffusion.to_latent(lat, lon, s.L)
+    x0 = Latent(s.L).encode(lat, lon)
     emb = torch.nn.functional.normalize(torch.randn(s.batch_size, E), dim=-1)
     opt = make_optimizer(ld.model, TrainConfig(lr=1e-4))       # the training loop's optimizer (fused AdamW)
     opt2 = make_optimizer(mlp, TrainConfig(lr=1e-4))

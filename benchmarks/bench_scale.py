@@ -8,7 +8,7 @@ unit-norm conditioning embeddings of the profile encoder's size ``embed_dim``, t
 uniform on the sphere), so no data build is needed and the random weights suffice for speed:
 
 * LocDiff: ``experiment.build`` (CS-UNet on the (L+1)² SHDD latent), ``Diffusion.loss``, DDIM
-  sampling, and ``diffusion.predict`` to decode the samples to a point (the decoder runs on the
+  sampling, and ``latent.decode_samples`` to decode the samples to a point (the decoder runs on the
   mean of the samples and on every sample, as ``LocDiff.predict`` does).
 * Raw diffusion and Flow matching: ``baselines.generative.network`` (CS-UNet on 3-D unit vectors),
   ``raw_diffusion`` + ``Diffusion.loss`` + ``sample_raw_diffusion`` (DDIM), and
@@ -80,7 +80,8 @@ import torch
 
 from locdiff import experiment, geo, profiles
 from locdiff.baselines import common, generative
-from locdiff.diffusion import DDIMSampler, Diffusion, predict as diffusion_predict
+from locdiff.latent import Latent, decode_samples
+from locdiff.samplers import DDIMSampler
 from locdiff.io import atomic_write
 from locdiff.profiles import Profile
 from locdiff.train import EMA, TrainConfig, make_optimizer
@@ -91,7 +92,7 @@ FIGURE_NAME = "bench_scale"
 METHODS = ("LocDiff", "Raw diffusion", "Flow matching")
 COMPARISONS = ("own_widths", "same_widths")
 DECODING = {  # what "with decoding" adds to the sampler's output, per method (column ``decoding``)
-    "LocDiff": "diffusion.predict: SHDD decode of the samples' mean (the point) and of every sample",
+    "LocDiff": "latent.decode_samples: SHDD decode of the samples' mean (the point) and of every sample",
     "Raw diffusion": "common.to_latlon + common.vote: SHDD encode of the samples at L, decode of their mean",
     "Flow matching": "common.to_latlon + common.vote: SHDD encode of the samples at L, decode of their mean",
 }
@@ -151,7 +152,7 @@ def build_runner(method: str, widths: tuple[int, ...], sz: Sizes, device: torch.
     if method == "LocDiff":
         loc = experiment.build(replace(ld, widths=tuple(widths)), E, P.seed)
         model, diffusion, batch, lr = loc.model.to(device), loc.diffusion, ld.batch_size, ld.lr
-        data = Diffusion.to_latent(lat, lon, ld.L).to(device)
+        data = Latent(ld.L).encode(lat, lon).to(device)
 
         def loss_fn(m, idx, gen):
             return diffusion.loss(m, data[idx], emb[idx], gen)
@@ -160,7 +161,7 @@ def build_runner(method: str, widths: tuple[int, ...], sz: Sizes, device: torch.
             return DDIMSampler(diffusion, ld.ddim_steps, 0.0, guidance).sample(model, query, ld.samples, gen)
 
         def decode(samples):
-            return diffusion_predict(samples)
+            return decode_samples(samples)
     else:
         bs = P.baselines
         model = generative.network(replace(P, baselines=replace(bs, gen_widths=tuple(widths))), E).to(device)

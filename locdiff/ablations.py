@@ -164,7 +164,7 @@ def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int
     for k in a.sample_counts:
         score("samples", f"{k} samples", k == a.samples, ld.predict(E, n=k, seed=profile.seed), seconds)
     samples = ld.sample(E, n=a.samples, seed=profile.seed)
-    mean = ld.diffusion.to_coeffs(samples.mean(1))
+    mean = ld.diffusion.latent.mean_coeffs(samples)
     for variant, iters in (("grid argmax only", 0), ("grid + Newton refinement", 8)):
         la, lo, _ = shdd.decode(mean, refine_iters=iters)
         pred = {"lat": la[:, 0].numpy(), "lon": lo[:, 0].numpy()}
@@ -225,7 +225,8 @@ def coarse_band_errors(profile: Profile, l_max: int = 8, timesteps=(100, 500, 90
     ``loss_share`` = those bands' share of the training loss under the profile's band weight,
     Σ_{l≤l_max} (2l+1) λ_l / Σ_l (2l+1) λ_l (``diffusion.band_loss_weights``). Columns: L, t,
     abar, relative, loss_share."""
-    from .diffusion import band_loss_weights, degrees
+    from .diffusion import band_loss_weights
+    from .latent import degrees
     from .spectrum import band_errors
 
     if isinstance(l_max, bool) or not isinstance(l_max, (int, np.integer)) or not 0 <= l_max < min(profile.ablations.degrees):

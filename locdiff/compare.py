@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from . import datasets, evaluate, experiment
 from .baselines import classification, generative, hybrid, regression, retrieval
 from .baselines.common import Context, Fitted, choose, load_context, val_score
-from .diffusion import predict as predict_from_latents
+from .latent import decode_samples
 from .io import atomic_write, cache_problem, savez, sha256
 from .profiles import Profile
 
@@ -33,9 +33,9 @@ def fit_locdiff(ctx: Context, progress: bool = True) -> Fitted:
 
     def predict_with(emb, guidance: float, seed: int = 0) -> dict:
         samples = ld.sample(emb, guidance=guidance, seed=seed)
-        plat, plon, slat, slon = predict_from_latents(samples, diffusion=ld.diffusion)
+        plat, plon, slat, slon = decode_samples(samples, latent=ld.diffusion.latent)
         return {"lat": plat[:, 0].numpy().astype(np.float64), "lon": plon[:, 0].numpy().astype(np.float64),
-                "sample_lat": slat.numpy(), "sample_lon": slon.numpy(), "field_coeffs": ld.diffusion.to_coeffs(samples.mean(1))}
+                "sample_lat": slat.numpy(), "sample_lon": slon.numpy(), "field_coeffs": ld.diffusion.latent.mean_coeffs(samples)}
 
     rows = [{"guidance": g, **val_score(ctx, lambda e: predict_with(e, g, seed=1))} for g in ctx.settings.guidance]
     g_best, table = choose(rows, "guidance")

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import geo
+from .checks import check_seed, is_int, is_real
 from .io import atomic_write
 
 RESULT_COLUMNS = ("profile", "method", "split", "metric", "value", "ci_low", "ci_high", "n_images",
@@ -59,11 +60,11 @@ def bootstrap_intervals(d_km, n_boot: int = 1000, level: float = 0.95, seed: int
         raise ValueError(f"d_km must be a non-empty 1-D array of distances; got shape {d.shape}")
     if not np.isfinite(d).all() or (d < 0).any():
         raise ValueError("d_km must hold finite distances >= 0 (km)")
-    if not (_is_real(level) and 0 < level < 1):
+    if not (is_real(level) and 0 < level < 1):
         raise ValueError(f"level must lie in (0, 1); got {level!r}")
-    if not _is_int(n_boot) or n_boot < 10:
+    if not is_int(n_boot) or n_boot < 10:
         raise ValueError(f"n_boot must be an integer >= 10; got {n_boot!r}")
-    _check_seed(seed)
+    check_seed(seed)
     full = _metrics_of_resamples(d[None])
     rng = np.random.default_rng(seed)
     boot: dict[str, list] = {k: [] for k in full}
@@ -73,15 +74,6 @@ def bootstrap_intervals(d_km, n_boot: int = 1000, level: float = 0.95, seed: int
             boot[k].append(v)
     q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
     return {k: (float(full[k][0]), *map(float, np.percentile(np.concatenate(boot[k]), q))) for k in full}
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
-
-
-def _check_seed(seed) -> None:
-    if not _is_int(seed) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0; got {seed!r}")
 
 
 def _float_array(x, name: str) -> np.ndarray:
@@ -100,10 +92,6 @@ def _points(lat, lon, lat_name: str, lon_name: str) -> tuple[np.ndarray, np.ndar
     return lat, lon
 
 
-def _is_real(x) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
-
-
 def _pairwise_km(lat1, lon1, lat2, lon2) -> np.ndarray:
     """Great-circle distances [len1, len2] (km)."""
     a = geo.latlon_to_xyz(np.asarray(lat1, np.float64), np.asarray(lon1, np.float64))
@@ -114,7 +102,7 @@ def _pairwise_km(lat1, lon1, lat2, lon2) -> np.ndarray:
 
 def precision_recall(real_lat, real_lon, gen_lat, gen_lon, k: int = 3) -> tuple[float, float]:
     """Kynkäänniemi et al. (2019) precision and recall (%) of generated vs real locations (km)."""
-    if not _is_int(k) or k < 1:
+    if not is_int(k) or k < 1:
         raise ValueError(f"k must be an integer >= 1 (the neighbour that sets each point's radius); got {k!r}")
     real_lat, real_lon = _points(real_lat, real_lon, "real_lat", "real_lon")
     gen_lat, gen_lon = _points(gen_lat, gen_lon, "gen_lat", "gen_lon")

@@ -15,7 +15,9 @@ import pandas as pd
 import torch
 
 from . import datasets, geo, precision
-from .diffusion import DDIMSampler, DDPMSampler, Diffusion, DiffusionConfig, predict, shift_for_degree
+from .diffusion import Diffusion, DiffusionConfig, shift_for_degree
+from .latent import decode_samples
+from .samplers import DDIMSampler, DDPMSampler
 from .model import CSUNet, CSUNetConfig, PlainMLP
 from .profiles import LocDiffSettings, Profile
 from .io import FolderLock
@@ -68,7 +70,7 @@ class LocDiff:
     def predict(self, emb, **kwargs) -> dict:
         """Point predictions and decoded samples: dict of numpy arrays lat, lon [B], sample_lat/lon [B, n]."""
         samples = self.sample(emb, **kwargs)
-        plat, plon, slat, slon = predict(samples, diffusion=self.diffusion)
+        plat, plon, slat, slon = decode_samples(samples, latent=self.diffusion.latent)
         return {"lat": plat[:, 0].numpy(), "lon": plon[:, 0].numpy(),
                 "sample_lat": slat.numpy(), "sample_lon": slon.numpy()}
 

@@ -28,10 +28,11 @@ def show(pipe, lat: float, lon: float, n: int = 16, guidance: float = 1.0, seed:
     tile = render_tile(pipe, lat, lon)
     z = pipe._latents([tile], n, None, guidance, seed, 256, False)
     from . import shdd
-    coeffs = pipe.locdiff.diffusion.to_coeffs(z)
-    mean = coeffs.mean(1)
-    mlat, mlon, _ = shdd.decode(mean, k=3)
-    slat, slon, _ = shdd.decode(coeffs[0])
+    from .latent import decode_samples
+
+    latent = pipe.locdiff.diffusion.latent
+    mlat, mlon, slat, slon = decode_samples(z, k=3, latent=latent)
+    slat, slon, mean = slat[0].numpy(), slon[0].numpy(), latent.mean_coeffs(z)
     res = 2.0
     lat_ax, lon_ax = np.arange(90 - res / 2, -90, -res), np.arange(-180 + res / 2, 180, res)
     f = shdd.field(mean[0].double() * shdd.taper_weights(pipe.locdiff.settings.L), lat_ax, lon_ax, grid=True).numpy()
@@ -47,7 +48,7 @@ def show(pipe, lat: float, lon: float, n: int = 16, guidance: float = 1.0, seed:
     rel = f / f.max()
     plots.plot_field(ax, lat_ax, lon_ax, np.where(rel < 0.05, np.nan, rel), cmap="magma_r", vmin=0, vmax=1,
                      colorbar="field (relative to its maximum)")
-    plots.plot_points(ax, slat[:, 0].numpy(), slon[:, 0].numpy(), color=plots.COLORS["sample"], size=10, alpha=0.7,
+    plots.plot_points(ax, slat, slon, color=plots.COLORS["sample"], size=10, alpha=0.7,
                       label=f"{n} samples")
     plots.plot_points(ax, mlat[0].numpy(), mlon[0].numpy(), color="#56B4E9", marker="X", size=70, edgecolors="k",
                       linewidths=0.5, label="top-3 modes")

@@ -24,16 +24,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from .checks import is_finite_real
+
 
 _FLOAT32_MAX = float(torch.finfo(torch.float32).max)
-
-
-def _finite_real(v) -> bool:
-    """A real number (not a bool) that is finite as a float (an int beyond the float range is not)."""
-    try:
-        return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
-    except OverflowError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -63,7 +57,7 @@ class CSUNetConfig:
         if (not isinstance(self.widths, (tuple, list)) or len(self.widths) == 0
                 or not all(is_int(w) and w >= 1 for w in self.widths)):
             raise ValueError(f"widths must be a non-empty tuple of integers >= 1; got {self.widths!r}")
-        if not (_finite_real(self.w0) and 0 < self.w0 <= _FLOAT32_MAX):
+        if not (is_finite_real(self.w0) and 0 < self.w0 <= _FLOAT32_MAX):
             raise ValueError(f"w0 must be a positive finite number (SIREN frequency) <= {_FLOAT32_MAX:.4g} (float32); "
                              f"got {self.w0!r}")
         if not (isinstance(self.dropout, numbers.Real) and not isinstance(self.dropout, bool)
@@ -110,7 +104,7 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) 
     if not isinstance(t, torch.Tensor) or t.ndim != 1:
         raise ValueError(f"t must be a 1-D tensor [B] of timesteps; got {_shape(t)}")
     _check_timesteps(t)
-    if not (_finite_real(max_period) and max_period > 0):
+    if not (is_finite_real(max_period) and max_period > 0):
         raise ValueError(f"max_period must be a positive finite number; got {max_period!r}")
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)

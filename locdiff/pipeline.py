@@ -43,7 +43,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import geo, shdd
-from .diffusion import _check_sampling
+from .checks import check_int
+from .samplers import check_sampling as _check_sampling
 from .encoders import TileCNN
 from .experiment import LocDiff, build
 from .io import DiskFullError, sha256, write_folder
@@ -232,14 +233,6 @@ def _to_uint8_chw(img, index: int, size: int) -> torch.Tensor:
     return t.round().clamp(0, 255).to(torch.uint8)
 
 
-def _check_int(value, name: str, low: int, high: int | None = None) -> None:
-    """ValueError naming ``name`` unless value is an integer (not a bool) in [low, high]."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low or \
-            (high is not None and value > high):
-        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be an integer {allowed}; got {value!r}")
-
-
 def load_images(images, size: int) -> torch.Tensor:
     """Images (see the module docstring) -> uint8 tensor [B, 3, size, size]."""
     if isinstance(images, (str, os.PathLike)) or not isinstance(images, (list, tuple)) and not (
@@ -247,7 +240,7 @@ def load_images(images, size: int) -> torch.Tensor:
         images = [images]
     if len(images) == 0:
         raise ValueError("images is empty; give at least one image")
-    _check_int(size, "size", 1, 4096)
+    check_int(size, "size", 1, 4096)
     return torch.stack([_to_uint8_chw(im, i, size) for i, im in enumerate(images)])
 
 
@@ -374,7 +367,7 @@ class LocDiffPipeline:
     # ------------------------------------------------------------------ inference
     def embed(self, images, batch: int = 512) -> torch.Tensor:
         """Embeddings [B, E] of images (any accepted form), ``batch`` images per encoder call."""
-        _check_int(batch, "batch", 1)
+        check_int(batch, "batch", 1)
         x = load_images(images, self.tile_size)
         with torch.no_grad():
             return torch.cat([self.encoder(x[i:i + batch].to(self.device)).cpu() for i in range(0, len(x), batch)])
@@ -383,8 +376,8 @@ class LocDiffPipeline:
         """Validate the sampling arguments before any work; returns n (None: the model's default)."""
         n = self.locdiff.settings.samples if n is None else n
         _check_sampling(n, steps, 1.0 if guidance is None else guidance)
-        _check_int(seed, "seed", 0, 2 ** 63 - 1 - 10 ** 9)      # seed + image index seeds a torch generator
-        _check_int(batch, "batch", 1)
+        check_int(seed, "seed", 0, 2 ** 63 - 1 - 10 ** 9)      # seed + image index seeds a torch generator
+        check_int(batch, "batch", 1)
         return n
 
     def _latents(self, images, n, steps, guidance, seed, batch, progress):
@@ -418,7 +411,7 @@ class LocDiffPipeline:
         top_k = int(top_k)
         n = self._check_run(n, steps, guidance, seed, batch)
         z = self._latents(images, n, steps, guidance, seed, batch, progress)
-        mean = self.locdiff.diffusion.to_coeffs(z.mean(1))
+        mean = self.locdiff.diffusion.latent.mean_coeffs(z)
         lat, lon, val = shdd.decode(mean, k=top_k)
         peak = _tapered_peak(self.locdiff.settings.L)
         B = lat.shape[0]
@@ -434,7 +427,7 @@ class LocDiffPipeline:
             raise ValueError(f"resolution_deg must be a number in [0.1, 30]; got {resolution_deg!r}")
         n = self._check_run(n, None, None, seed, 256)
         z = self._latents([image] if not isinstance(image, list) else image[:1], n, None, None, seed, 256, False)
-        mean = self.locdiff.diffusion.to_coeffs(z.mean(1))[0]
+        mean = self.locdiff.diffusion.latent.mean_coeffs(z)[0]
         lat = np.arange(90 - resolution_deg / 2, -90, -resolution_deg)
         lon = np.arange(-180 + resolution_deg / 2, 180, resolution_deg)
         f = shdd.field(mean.double() * shdd.taper_weights(self.locdiff.settings.L), lat, lon, grid=True)

@@ -87,7 +87,7 @@ class LocDiffSettings:
     p_uncond: float = 0.1
     schedule_shift: float | str = "auto"   # SNR_t / k²; "auto": k = (L+1)/17 (diffusion.shift_for_degree), L = 16's
                                         # location signal-to-noise ratio at every t
-    spectrum: str = "flat"         # latent spectrum: "flat", "heat" or "band" (diffusion.spectral_weights)
+    spectrum: str = "flat"         # latent spectrum: "flat", "heat" or "band" (latent.spectral_weights)
     spectrum_width: float = 0.5
     # MSE weight per degree band: "flat", "band" (equal share per degree) or "decay" (share ∝ 1/√(l+1)).
     # "decay" measured against "band" at L = 64 (4000 steps, 1000 val tiles, guidance 1): acc@750km

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from . import geo, sh_cpu
+from .checks import is_positive_finite, is_real
 
 __all__ = [
     "num_coeffs", "degree_of", "encode", "decode", "taper_weights", "field", "density", "Grid", "grid",
@@ -43,19 +44,6 @@ _SQRT2 = math.sqrt(2.0)
 
 
 # ----------------------------------------------------------------------------- sizes and checks
-def _is_real(x) -> bool:
-    """A plain real number (Python or numpy scalar), not a bool."""
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
-
-
-def _positive_finite(x) -> bool:
-    if not _is_real(x):
-        return False
-    try:
-        v = float(x)                     # an int beyond float64 overflows: not finite
-    except OverflowError:
-        return False
-    return math.isfinite(v) and v > 0
 
 
 TAPER_WIDTHS = (1e-3, 1e3)     # taper_width range: σ² = (width·(L+1))² stays a normal float
@@ -63,7 +51,7 @@ TAPER_WIDTHS = (1e-3, 1e3)     # taper_width range: σ² = (width·(L+1))² stay
 
 def _check_taper_width(taper_width, name: str = "taper_width") -> float:
     lo, hi = TAPER_WIDTHS
-    if not _positive_finite(taper_width) or not lo <= float(taper_width) <= hi:
+    if not is_positive_finite(taper_width) or not lo <= float(taper_width) <= hi:
         raise ValueError(f"{name} must be a positive finite number in [{lo:g}, {hi:g}] (σ = {name}·(L+1)); "
                          f"got {taper_width!r}")
     return float(taper_width)
@@ -740,7 +728,7 @@ def decode(coeffs, k: int = 1, *, taper: str | None = "gauss", taper_width: floa
     _check_taper_width(taper_width)
     if isinstance(refine_iters, bool) or not isinstance(refine_iters, (int, np.integer)) or refine_iters < 0:
         raise ValueError(f"refine_iters must be an integer >= 0 (Newton steps per mode); got {refine_iters!r}")
-    if min_separation_deg is not None and not (_is_real(min_separation_deg) and 0 <= min_separation_deg <= 180):
+    if min_separation_deg is not None and not (is_real(min_separation_deg) and 0 <= min_separation_deg <= 180):
         raise ValueError(f"min_separation_deg must be None or a number of degrees in [0, 180]; got {min_separation_deg!r}")
     cap = max_modes(L, oversample, min_separation_deg)
     if k > cap:
@@ -902,9 +890,9 @@ def density(coeffs, *, method: str = "softmax", temperature: float = 0.1, oversa
     """
     if method not in ("softmax", "clamp"):
         raise ValueError(f"method must be 'softmax' or 'clamp'; got {method!r}")
-    if not _positive_finite(temperature):
+    if not is_positive_finite(temperature):
         raise ValueError(f"temperature must be a positive finite number; got {temperature!r}")
-    if not _positive_finite(eps):
+    if not is_positive_finite(eps):
         raise ValueError(f"eps must be a positive finite number; got {eps!r}")
     temperature, eps = float(temperature), float(eps)
     coeffs, L, single = _as_coeffs(coeffs)

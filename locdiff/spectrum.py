@@ -26,7 +26,8 @@ import pandas as pd
 import torch
 
 from . import geo, shdd
-from .diffusion import Diffusion, DiffusionConfig, degrees
+from .diffusion import Diffusion, DiffusionConfig
+from .latent import degrees
 
 
 def band_sums(x: torch.Tensor, L: int) -> torch.Tensor:

@@ -7,8 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from locdiff import shdd
-from locdiff.diffusion import (LATENT_SCALE, DDIMSampler, DDPMSampler, Diffusion, DiffusionConfig, alpha_bar,
-                               predict)
+from locdiff.diffusion import Diffusion, DiffusionConfig, alpha_bar
+from locdiff.latent import LATENT_SCALE, Latent
+from locdiff.latent import decode_samples as predict
+from locdiff.samplers import DDIMSampler, DDPMSampler
 from locdiff.model import CSUNet, CSUNetConfig
 from locdiff.train import TrainConfig, train
 
@@ -32,7 +34,7 @@ def test_alpha_bar_decreases_from_one_to_zero(schedule):
 def test_latent_has_unit_mean_square_for_every_point(haversine, sphere_points):
     lat, lon = sphere_points(50, seed=1)
     for L in (4, 16):
-        x0 = Diffusion.to_latent(lat, lon, L)
+        x0 = Latent(L).encode(lat, lon)
         np.testing.assert_allclose((x0**2).mean(1).numpy(), 1.0, rtol=1e-5)
 
 
@@ -80,9 +82,9 @@ def test_ddim_eta0_is_deterministic_for_a_seed_and_ddpm_runs():
 
 def test_shdd_kl_is_zero_for_identical_and_positive_otherwise():
     d = Diffusion(DiffusionConfig(loss="shdd_kl"), L=8)
-    x = Diffusion.to_latent([10.0, -40.0], [20.0, 100.0], 8)
+    x = Latent(8).encode([10.0, -40.0], [20.0, 100.0])
     assert abs(float(d.shdd_kl(x, x))) < 1e-5
-    y = Diffusion.to_latent([12.0, 40.0], [20.0, -100.0], 8)
+    y = Latent(8).encode([12.0, 40.0], [20.0, -100.0])
     assert float(d.shdd_kl(x, y)) > 0.1
 
 
@@ -102,7 +104,7 @@ CITIES = np.array([[48.8566, 2.3522], [40.7128, -74.006], [35.6762, 139.6503], [
 
 
 def _fit_toy(emb, lat, lon, L=8, steps=400, tmp_path=None):
-    x0 = Diffusion.to_latent(lat, lon, L)
+    x0 = Latent(L).encode(lat, lon)
     torch.manual_seed(0)
     m = CSUNet(CSUNetConfig(L=L, embed_dim=emb.shape[1], widths=(256, 128), cond_dim=64, time_dim=32, dropout=0.0))
     d = Diffusion(DiffusionConfig(p_uncond=0.0), L)

@@ -6,6 +6,7 @@ import torch
 
 from locdiff import experiment
 from locdiff.diffusion import Diffusion, DiffusionConfig
+from locdiff.latent import Latent
 from locdiff.profiles import LocDiffSettings
 
 L = 6
@@ -36,7 +37,7 @@ def _locdiff(table):
 @pytest.mark.parametrize("as_tensor", [False, True])
 def test_perfect_denoiser_has_zero_error_at_every_t(as_tensor):
     lat, lon = _points()
-    x0 = Diffusion.to_latent(lat, lon, L)
+    x0 = Latent(L).encode(lat, lon)
     ld = _locdiff(x0)
     emb = np.eye(len(lat), dtype=np.float32)
     emb = torch.from_numpy(emb) if as_tensor else emb
@@ -70,7 +71,7 @@ def test_zero_denoiser_has_unit_mse_and_a_uniform_density():
 ])
 def test_denoising_errors_bad_inputs(kwargs, words):
     lat, lon = _points()
-    ld = _locdiff(Diffusion.to_latent(lat, lon, L))
+    ld = _locdiff(Latent(L).encode(lat, lon))
     args = {"emb": np.eye(40, dtype=np.float32), "lat": lat, "lon": lon, **kwargs}
     with pytest.raises(ValueError) as err:
         experiment.denoising_errors(ld, **args)

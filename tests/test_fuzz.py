@@ -57,7 +57,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import make_tiles as _tiles  # noqa: E402
 
-from locdiff import cli, datasets, diffusion, evaluate, experiment, geo, model, pipeline, shdd  # noqa: E402
+from locdiff import cli, datasets, diffusion, evaluate, experiment, geo, latent, model, pipeline, samplers, shdd  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -990,11 +990,11 @@ def test_diffusion_samplers(data):
         return
     assert d.dim == (int(data_dim) or (int(L) + 1) ** 2)
     if a["kind"] == "ddim":
-        ok, sampler = expect(lambda: diffusion.DDIMSampler(d, steps=a["steps"], eta=a["eta"], guidance=a["guidance"]),
+        ok, sampler = expect(lambda: samplers.DDIMSampler(d, steps=a["steps"], eta=a["eta"], guidance=a["guidance"]),
                              merge(int_validity(a["steps"], 1), real_validity(a["eta"], 0, 1),
                                    real_validity(a["guidance"], 0, INF)))
     else:
-        ok, sampler = expect(lambda: diffusion.DDPMSampler(d, guidance=a["guidance"]),
+        ok, sampler = expect(lambda: samplers.DDPMSampler(d, guidance=a["guidance"]),
                              real_validity(a["guidance"], 0, INF))
     if not ok:
         return
@@ -1020,7 +1020,7 @@ def test_diffusion_predict(data):
                        k=numbers(lo=-1, hi=3, huge=False)))
     s, k = a["samples"], a["k"]
     sv = "invalid" if not isinstance(s, torch.Tensor) or s.ndim != 3 else "either"
-    ok, out = expect(lambda: diffusion.predict(s, k=k), merge(sv, int_validity(k, 1) if int_validity(k, 1) != "valid"
+    ok, out = expect(lambda: latent.decode_samples(s, k=k), merge(sv, int_validity(k, 1) if int_validity(k, 1) != "valid"
                                                                   else "either"))
     if ok:
         plat, plon, slat, slon = out
@@ -1768,12 +1768,12 @@ FIXED_REFUSALS = [
     ("geo-thresholds-2d", lambda: geo.accuracy([1.0], thresholds=np.ones((1, 1))), ("thresholds", "sequence")),
     ("geo-d-km-2d", lambda: geo.accuracy([[1.0]]), ("d_km", "1-D")),
     ("geo-int-beyond-float", lambda: geo.central_angle(0, 0, 0, 10 ** 400), ("lon2", "finite")),
-    ("diffusion-guidance-overflow", lambda: diffusion.DDIMSampler(
+    ("diffusion-guidance-overflow", lambda: samplers.DDIMSampler(
         diffusion.Diffusion(diffusion.DiffusionConfig(T=10), 2), steps=2, guidance=1e300).sample(
             small_net(), torch.randn(1, 8), n=2), ("guidance", ">= 0")),
     ("diffusion-kl-weight-beyond-float", lambda: diffusion.DiffusionConfig(kl_weight=10 ** 400), ("kl_weight", ">= 0")),
-    ("diffusion-predict-no-samples", lambda: diffusion.predict(torch.zeros(2, 0, 9)), ("samples", "n >= 1")),
-    ("diffusion-predict-complex", lambda: diffusion.predict(torch.zeros(1, 2, 9, dtype=torch.complex64)),
+    ("diffusion-predict-no-samples", lambda: latent.decode_samples(torch.zeros(2, 0, 9)), ("samples", "n >= 1")),
+    ("diffusion-predict-complex", lambda: latent.decode_samples(torch.zeros(1, 2, 9, dtype=torch.complex64)),
      ("samples", "real")),
     ("model-t-nan", lambda: _net()(torch.randn(1, 9), torch.tensor([NAN]), None), ("t", "finite")),
     ("model-x-inf", lambda: _net()(torch.full((1, 9), INF), torch.zeros(1, dtype=torch.long), None), ("x", "finite")),
@@ -1861,8 +1861,8 @@ def test_fixed_low_precision_and_odd_dtypes_give_answers():
     x, t, e = torch.randn(2, 9), torch.zeros(2, dtype=torch.long), torch.randn(2, 8)
     torch.testing.assert_close(net(x.double(), t, e.double()), net(x, t, e))
     assert net(x.double(), t, e).dtype == torch.float32
-    samples = shdd.encode([10.0, -20.0], [30.0, 40.0], 2)[:, None].repeat(1, 2, 1) * diffusion.LATENT_SCALE
-    plat, plon, slat, slon = diffusion.predict((samples * 100).round().to(torch.int64))
+    samples = shdd.encode([10.0, -20.0], [30.0, 40.0], 2)[:, None].repeat(1, 2, 1) * latent.LATENT_SCALE
+    plat, plon, slat, slon = latent.decode_samples((samples * 100).round().to(torch.int64))
     assert plat.shape == (2, 1) and torch.isfinite(plat).all()
     la, lo = evaluate._points(0.0, [1.0, 2.0], "lat", "lon")                  # a scalar broadcasts to the points
     assert la.shape == lo.shape == (2,)

@@ -31,10 +31,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))          # for `python tests/test_input_audit.py`
 from conftest import make_tiles as _tiles  # noqa: E402
-from conftest import run_cli as _cli  # noqa: E402
 
-from locdiff import (compare, datasets, diffusion, divergence, evaluate, experiment, geo, model, parallel,  # noqa: E402
-                     pipeline, profiles, shdd)
+from locdiff import (compare, datasets, diffusion, divergence, evaluate, experiment, geo, latent, model,  # noqa: E402
+                     parallel, pipeline, profiles, samplers, shdd)
 from locdiff.train import TrainConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -272,11 +271,11 @@ AUDIT: list[Row] = [
     Row("diffusion.DiffusionConfig", "p_uncond", "a number in [0, 1)", lambda: diffusion.DiffusionConfig(p_uncond=NAN),
         allowed="[0, 1)"),
     Row("diffusion.alpha_bar", "T", "an integer >= 1", lambda: diffusion.alpha_bar(0), allowed=">= 1"),
-    Row("diffusion.degrees", "L", "an integer in [0, 10000]", lambda: diffusion.degrees(-1), allowed="non-negative integer"),
-    Row("diffusion.spectral_weights", "spectrum", "'flat', 'heat' or 'band'",
-        lambda: diffusion.spectral_weights(4, "pink"), allowed="'flat', 'heat', 'band'"),
-    Row("diffusion.spectral_weights", "width", "a number in [0.001, 1000]",
-        lambda: diffusion.spectral_weights(4, "heat", 0.0), allowed="[0.001, 1000]"),
+    Row("latent.degrees", "L", "an integer in [0, 10000]", lambda: latent.degrees(-1), allowed="non-negative integer"),
+    Row("latent.spectral_weights", "spectrum", "'flat', 'heat' or 'band'",
+        lambda: latent.spectral_weights(4, "pink"), allowed="'flat', 'heat', 'band'"),
+    Row("latent.spectral_weights", "width", "a number in [0.001, 1000]",
+        lambda: latent.spectral_weights(4, "heat", 0.0), allowed="[0.001, 1000]"),
     Row("diffusion.band_loss_weights", "band_weight", "'flat', 'band' or 'decay'",
         lambda: diffusion.band_loss_weights(4, "l2"), allowed="'flat', 'band', 'decay'"),
     Row("diffusion.shift_for_degree", "L", "an integer in [0, 10000]", lambda: diffusion.shift_for_degree(1.5),
@@ -291,24 +290,31 @@ AUDIT: list[Row] = [
         lambda: diffusion.Diffusion(diffusion.DiffusionConfig(), 2, data_dim=-3), allowed=">= 0"),
     Row("diffusion.Diffusion", "loss", "'mse' when data_dim > 0",
         lambda: diffusion.Diffusion(diffusion.DiffusionConfig(loss="shdd_kl"), 0, data_dim=3), allowed="loss='mse'"),
-    Row("diffusion.DDIMSampler", "steps", "an integer >= 1", lambda: diffusion.DDIMSampler(diff(), steps=0),
+    Row("samplers.DDIMSampler", "steps", "an integer >= 1", lambda: samplers.DDIMSampler(diff(), steps=0),
         allowed=">= 1"),
-    Row("diffusion.DDIMSampler", "eta", "a number in [0, 1]", lambda: diffusion.DDIMSampler(diff(), eta=2.0),
+    Row("samplers.DDIMSampler", "eta", "a number in [0, 1]", lambda: samplers.DDIMSampler(diff(), eta=2.0),
         allowed="[0, 1]"),
-    Row("diffusion.DDIMSampler", "guidance", "a finite number >= 0", lambda: diffusion.DDIMSampler(diff(), guidance=None),
+    Row("samplers.DDIMSampler", "guidance", "a finite number >= 0", lambda: samplers.DDIMSampler(diff(), guidance=None),
         allowed=">= 0"),
-    Row("diffusion.DDPMSampler", "guidance", "a finite number >= 0", lambda: diffusion.DDPMSampler(diff(), guidance=NAN),
+    Row("samplers.DDPMSampler", "guidance", "a finite number >= 0", lambda: samplers.DDPMSampler(diff(), guidance=NAN),
         allowed=">= 0"),
-    Row("diffusion.DDIMSampler.sample", "n", "an integer >= 1",
-        lambda: diffusion.DDIMSampler(diff(), steps=2).sample(net(), torch.zeros(1, 8), n=0), allowed=">= 1"),
-    Row("diffusion.DDIMSampler.sample", "emb", "a tensor [B, E], E = the model's embed_dim",
-        lambda: diffusion.DDIMSampler(diff(), steps=2).sample(net(), torch.zeros(1, 5), n=2), allowed="[B, 8]"),
-    Row("diffusion.DDPMSampler.sample", "emb", "a tensor [B, E], E = the model's embed_dim",
-        lambda: diffusion.DDPMSampler(diff(T=2)).sample(net(), torch.zeros(8), n=2), allowed="[B, E]"),
-    Row("diffusion.predict", "samples", "a tensor [B, n, (L+1)²]", lambda: diffusion.predict(torch.zeros(2, 9)),
+    Row("samplers.DDIMSampler.sample", "n", "an integer >= 1",
+        lambda: samplers.DDIMSampler(diff(), steps=2).sample(net(), torch.zeros(1, 8), n=0), allowed=">= 1"),
+    Row("samplers.DDIMSampler.sample", "emb", "a tensor [B, E], E = the model's embed_dim",
+        lambda: samplers.DDIMSampler(diff(), steps=2).sample(net(), torch.zeros(1, 5), n=2), allowed="[B, 8]"),
+    Row("samplers.DDPMSampler.sample", "emb", "a tensor [B, E], E = the model's embed_dim",
+        lambda: samplers.DDPMSampler(diff(T=2)).sample(net(), torch.zeros(8), n=2), allowed="[B, E]"),
+    Row("latent.decode_samples", "samples", "a tensor [B, n, (L+1)²]", lambda: latent.decode_samples(torch.zeros(2, 9)),
         allowed="[B, n, D]"),
-    Row("diffusion.predict", "k", "an integer >= 1", lambda: diffusion.predict(torch.randn(1, 2, 9), k=0),
+    Row("latent.decode_samples", "k", "an integer >= 1", lambda: latent.decode_samples(torch.randn(1, 2, 9), k=0),
         allowed=">= 1"),
+    Row("latent.Latent", "L", "an integer in [0, 10000]", lambda: latent.Latent(-1), allowed="non-negative integer"),
+    Row("latent.Latent", "spectrum", "'flat', 'heat' or 'band'", lambda: latent.Latent(4, "pink"),
+        allowed="'flat', 'heat', 'band'"),
+    Row("samplers.check_sampling", "n", "an integer >= 1", lambda: samplers.check_sampling(0, 5, 1.0), allowed=">= 1"),
+    Row("samplers.sample_loop", "emb", "a tensor [B, E], E = the model's embed_dim",
+        lambda: samplers.sample_loop(samplers.DDIMSampler(diff(), steps=2), net(), torch.zeros(1, 5), 2),
+        allowed="[B, 8]"),
     # ---- model
     Row("model.Dropout", "p", "a number in [0, 1) (the dropout rate)", lambda: model.Dropout(1.0), allowed="[0, 1)"),
     Row("model.CSUNetConfig", "L", "an integer >= 0", lambda: model.CSUNetConfig(L=-1), allowed="non-negative integer"),
@@ -623,8 +629,10 @@ NOT_AUDITED: dict[str, str] = {
     "pipeline.PretrainedError": "the exception class of from_pretrained",
     "pipeline.shipped_weights": "no arguments",
     "shdd.MemoryWarning": "the warning class of the memory estimates",
+    "samplers.Scheduler": "the base class of the samplers (their rows test the constructors and sample)",
+    "samplers.guided_output": "called by sample_loop with the sampler's checked guidance (the guidance rows)",
 }
-AUDITED_MODULES = ("geo", "shdd", "diffusion", "model", "evaluate", "pipeline", "parallel")
+AUDITED_MODULES = ("geo", "shdd", "latent", "diffusion", "samplers", "model", "evaluate", "pipeline", "parallel")
 CLI_COMMANDS = ("predict", "tile", "train", "evaluate")
 
 

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +12,7 @@ from PIL import Image
 from conftest import make_tiles as _tiles
 from conftest import run_cli as _cli
 
-from locdiff import experiment, pipeline, profiles
-from locdiff.encoders import TileCNN
+from locdiff import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 

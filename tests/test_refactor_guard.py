@@ -28,7 +28,7 @@ def compute(tmp: Path) -> dict[str, np.ndarray]:
     """Every guarded number, from seeded inputs (no data set, no cache)."""
     from locdiff import experiment, profiles, shdd, train
     from locdiff.baselines import generative
-    from locdiff.diffusion import predict
+    from locdiff.latent import decode_samples as predict
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -63,7 +63,7 @@ def compute(tmp: Path) -> dict[str, np.ndarray]:
         out["ddim_eta1"] = ld.sample(e, n=4, steps=5, eta=1.0, seed=1).numpy()
         small = replace(ld, diffusion=experiment.build(replace(s, T=50), E).diffusion)
         out["ddpm"] = small.sample(e, n=2, sampler="ddpm", seed=1).numpy()
-        plat, plon, slat, slon = predict(torch.from_numpy(out["ddim"]), diffusion=ld.diffusion)
+        plat, plon, slat, slon = predict(torch.from_numpy(out["ddim"]), latent=ld.diffusion.latent)
         out["predict"] = np.stack([plat[:, 0].numpy(), plon[:, 0].numpy()])
 
         net = generative.network(replace(P, locdiff=replace(P.locdiff, precision="no")), E)

@@ -1,4 +1,4 @@
-"""The latent's spectrum (diffusion.spectral_weights, band weights, schedule shift), the SHDD-KL
+"""The latent's spectrum (latent.spectral_weights, band weights, schedule shift), the SHDD-KL
 divergence (locdiff.divergence) and the band diagnostics (locdiff.spectrum), against closed forms."""
 import math
 
@@ -7,12 +7,12 @@ import pytest
 import torch
 from scipy.special import eval_legendre
 
-from locdiff import diffusion, divergence, geo, shdd, spectrum
+from locdiff import diffusion, divergence, geo, latent, shdd, spectrum
 from locdiff.diffusion import Diffusion, DiffusionConfig
 
 
 # ---------------------------------------------------------------------------- spectral weights
-@pytest.mark.parametrize("spec", diffusion.SPECTRA)
+@pytest.mark.parametrize("spec", latent.SPECTRA)
 @pytest.mark.parametrize("L", [4, 16, 33])
 def test_every_spectrum_keeps_unit_mean_square_and_decodes_the_same_point(spec, L):
     rng = np.random.default_rng(L)
@@ -29,9 +29,9 @@ def test_every_spectrum_keeps_unit_mean_square_and_decodes_the_same_point(spec, 
 def test_spectral_weights_closed_forms():
     L = 10
     l = np.repeat(np.arange(L + 1), 2 * np.arange(L + 1) + 1)
-    band = diffusion.spectral_weights(L, "band").numpy()
+    band = latent.spectral_weights(L, "band").numpy()
     np.testing.assert_allclose(band, math.sqrt(L + 1) / np.sqrt(2 * l + 1))          # (2l+1) w² = L+1 per band
-    heat = diffusion.spectral_weights(L, "heat", 0.5).numpy()
+    heat = latent.spectral_weights(L, "heat", 0.5).numpy()
     g = np.exp(-l * (l + 1) / (2 * (0.5 * (L + 1)) ** 2))
     np.testing.assert_allclose(heat, g * (L + 1) / np.sqrt((g ** 2).sum()))
     lam = diffusion.band_loss_weights(L, "band").numpy()
@@ -42,7 +42,7 @@ def test_spectral_weights_closed_forms():
     share = np.bincount(l, weights=decay)                                                 # ∝ 1/√(l+1), sum (L+1)²
     np.testing.assert_allclose(share, (L + 1) ** 2 / np.sqrt(np.arange(1, L + 2)) / (1 / np.sqrt(np.arange(1, L + 2))).sum())
     with pytest.raises(ValueError, match="spectrum must be one of"):
-        diffusion.spectral_weights(L, "pink")
+        latent.spectral_weights(L, "pink")
     with pytest.raises(ValueError, match="band_weight must be one of"):
         DiffusionConfig(band_weight="l2")
 

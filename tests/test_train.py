@@ -75,8 +75,8 @@ def test_locdiff_load_refuses_mismatches(tmp_path):
     P = profiles.get("smoke")
     s = P.locdiff
     ld = experiment.build(s, embed_dim=16)
-    from locdiff.diffusion import Diffusion
-    x0 = Diffusion.to_latent([0.0] * 64, [0.0] * 64, s.L)
+    from locdiff.latent import Latent
+    x0 = Latent(s.L).encode([0.0] * 64, [0.0] * 64)
     emb = torch.zeros(64, 16)
     cfg = TrainConfig(steps=2, batch_size=32, log_every=1, eval_every=1, checkpoint_every=1)
     from dataclasses import asdict

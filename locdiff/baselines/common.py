@@ -141,7 +141,7 @@ def batched(fn: Callable[[torch.Tensor], torch.Tensor], emb, batch: int = 2048, 
 def vote(sample_lat: np.ndarray, sample_lon: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
     """Point prediction from n point samples per image [B, n]: the highest mode of the mean of
     their SHDD vectors at degree L, i.e. of a kernel density estimate with the band-limited delta
-    kernel. LocDiff's own rule (``diffusion.predict``) does the same with its latent samples, so
+    kernel. LocDiff's own rule (``latent.decode_samples``) does the same with its latent samples, so
     every generative method is scored with the same vote."""
     B, n = sample_lat.shape
     a = shdd.encode(sample_lat.reshape(-1), sample_lon.reshape(-1), L).reshape(B, n, -1).mean(1)

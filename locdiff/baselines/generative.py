@@ -25,7 +25,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..diffusion import DDIMSampler, Diffusion, DiffusionConfig
+from ..diffusion import Diffusion, DiffusionConfig
+from ..samplers import DDIMSampler, Scheduler, check_sampling
 from ..model import CSUNet, CSUNetConfig
 from ..profiles import LocDiffSettings, Profile
 from .common import Context, Fitted, choose, fit_model, to_latlon, tune, val_score, vote
@@ -173,26 +174,33 @@ def flow_matching_loss(model: CSUNet, x1: torch.Tensor, emb: torch.Tensor, p_unc
     return {"loss": ((v - ut) ** 2).sum(-1).mean()}
 
 
-@torch.no_grad()
+class SphereEulerSampler(Scheduler):
+    """Riemannian flow matching's integrator on S²: from uniform noise, ``steps`` Euler steps of the
+    exponential map along the predicted velocity, x ← exp_x(tangent_x(v)/steps), at t = i/steps
+    (the network sees t · ``TIME_SCALE``); guidance w combines the velocities, u + w (c - u)."""
+
+    def __init__(self, steps: int, guidance: float = 1.0):
+        check_sampling(1, steps, guidance)
+        self.steps, self.guidance = int(steps), guidance
+
+    def init(self, size, generator, device):
+        return uniform_sphere(size, generator).to(device)
+
+    def timesteps(self) -> list[float]:
+        return [i / self.steps for i in range(self.steps)]
+
+    def model_time(self, t, size, device):
+        return torch.full((size,), t, device=device) * TIME_SCALE
+
+    def step(self, out, x, i, generator):
+        x = exp_map(x, tangent(out.float(), x) / self.steps)
+        return x, x
+
+
 def sample_flow_matching(model: CSUNet, emb: torch.Tensor, n: int, steps: int, guidance: float,
                          gen: torch.Generator) -> torch.Tensor:
-    """n samples per embedding [B, n, 3] on the sphere: ``steps`` Euler steps of the exponential
-    map from uniform noise, x ← exp_x(tangent(v)/steps); guidance w ≠ 1 evaluates the conditional
-    and unconditional velocities in one batch and uses u + w (c - u)."""
-    dev = emb.device
-    e = emb.repeat_interleave(n, 0)
-    x = uniform_sphere(len(e), gen).to(dev)
-    for i in range(steps):
-        t = torch.full((len(e),), i / steps, device=dev)
-        if guidance == 1.0:
-            v = model(x, t * TIME_SCALE, e)
-        else:
-            flags = torch.cat([torch.zeros(len(e), dtype=torch.bool, device=dev),
-                               torch.ones(len(e), dtype=torch.bool, device=dev)])
-            c, u = model(torch.cat([x, x]), torch.cat([t, t]) * TIME_SCALE, torch.cat([e, e]), drop_cond=flags).chunk(2)
-            v = u + guidance * (c - u)
-        x = exp_map(x, tangent(v.float(), x) / steps)
-    return x.reshape(len(emb), n, 3)
+    """n samples per embedding [B, n, 3] on the sphere (``SphereEulerSampler``)."""
+    return SphereEulerSampler(steps, guidance).sample(model, emb, n, gen)
 
 
 def fit_flow_matching(ctx: Context, progress: bool = True) -> Fitted:
@@ -217,4 +225,4 @@ def fit_flow_matching(ctx: Context, progress: bool = True) -> Fitted:
 
 
 __all__ = ["fit_raw_diffusion", "fit_flow_matching", "geodesic", "exp_map", "tangent", "uniform_sphere", "network",
-           "raw_diffusion", "sample_raw_diffusion", "flow_matching_loss", "sample_flow_matching", "TIME_SCALE"]
+           "raw_diffusion", "sample_raw_diffusion", "flow_matching_loss", "sample_flow_matching", "SphereEulerSampler", "TIME_SCALE"]
