@@ -21,7 +21,7 @@ import torch
 from locdiff.io import atomic_write
 from locdiff import experiment, geo, profiles
 from locdiff.latent import Latent
-from locdiff.train import TrainConfig, make_optimizer
+from locdiff.train import EMA, TrainConfig, make_optimizer, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "results" / "bench_locdiff.csv"
@@ -55,22 +55,20 @@ def main():
     lat, lon = geo.uniform_points(s.batch_size, seed=0)
     x0 = Latent(s.L).encode(lat, lon)
     emb = torch.nn.functional.normalize(torch.randn(s.batch_size, E), dim=-1)
-    opt = make_optimizer(ld.model, TrainConfig(lr=1e-4))       # the training loop's optimizer (fused AdamW)
-    opt2 = make_optimizer(mlp, TrainConfig(lr=1e-4))
+    tc = TrainConfig(lr=1e-4, mixed_precision=s.precision)
     gen = torch.Generator().manual_seed(0)
+    idx = torch.arange(s.batch_size)
+    inp = torch.randn(s.batch_size, D + E + 1)
     ld.model.train()
 
-    def step_locdiff(k=10):
-        for _ in range(k):
-            loss = ld.diffusion.loss(ld.model, x0, emb, gen)["loss"]
-            opt.zero_grad(); loss.backward(); opt.step()
+    def stepper(model, loss_fn):
+        """k steps of the training loop's own step (fused AdamW, clipping, EMA) on one batch."""
+        opt = make_optimizer(model, tc)
+        sched, ema = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0), EMA(model, 0.999)
+        return lambda k=10: [train_step(model, loss_fn, idx, gen, opt, sched, ema, i, tc) for i in range(k)]
 
-    inp = torch.randn(s.batch_size, D + E + 1)
-
-    def step_mlp(k=10):
-        for _ in range(k):
-            loss = ((mlp(inp) - x0) ** 2).mean()
-            opt2.zero_grad(); loss.backward(); opt2.step()
+    step_locdiff = stepper(ld.model, lambda m, i, g: ld.diffusion.loss(m, x0[i], emb[i], g))
+    step_mlp = stepper(mlp, lambda m, i, g: {"loss": ((m(inp[i]) - x0[i]) ** 2).mean()})
 
     step_locdiff(2), step_mlp(2)
     t_ld, t_mlp = best(step_locdiff) / 10, best(step_mlp) / 10

@@ -68,7 +68,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -84,7 +84,7 @@ from locdiff.latent import Latent, decode_samples
 from locdiff.samplers import DDIMSampler
 from locdiff.io import atomic_write
 from locdiff.profiles import Profile
-from locdiff.train import EMA, TrainConfig, make_optimizer
+from locdiff.train import EMA, TrainConfig, make_optimizer, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 CSV_NAME = "bench_scale.csv"
@@ -190,24 +190,18 @@ def build_runner(method: str, widths: tuple[int, ...], sz: Sizes, device: torch.
             slat, slon = common.to_latlon(samples.cpu())
             return common.vote(slat, slon, ld.L)
 
-    tc = TrainConfig()
-    opt = make_optimizer(model, replace(tc, lr=lr))      # the training loop's optimizer (fused AdamW)
+    tc = TrainConfig(lr=lr, mixed_precision="bf16" if device.type == "cuda" else "no")
+    opt = make_optimizer(model, tc)                      # the training loop's optimizer (fused AdamW)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     ema = EMA(model, ld.ema_decay)
     loss_gen, idx_gen, sample_seed = torch.Generator().manual_seed(seed + 1), torch.Generator().manual_seed(seed + 2), seed + 3
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else nullcontext
     state = {"step": 0}
 
     def train(k: int) -> None:
         model.train()
         for _ in range(k):
             idx = torch.randint(0, sz.train_items, (batch,), generator=idx_gen).to(device)
-            with autocast():
-                loss = loss_fn(model, idx, loss_gen)["loss"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            opt.step()
-            ema.update(model, state["step"])
+            train_step(model, loss_fn, idx, loss_gen, opt, sched, ema, state["step"], tc)   # the training loop's step
             state["step"] += 1
         sync(device)
 

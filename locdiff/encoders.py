@@ -134,6 +134,22 @@ def _recall_at_1(img: torch.Tensor, loc: torch.Tensor) -> float:
     return float(((img @ loc.T).argmax(1) == torch.arange(img.shape[0])).float().mean())
 
 
+@torch.no_grad()
+def _set_input_normalization(cnn: "TileCNN", x: torch.Tensor, gen: torch.Generator) -> None:
+    """The CNN's per-channel input mean and std from up to 4096 random training tiles (uint8 / 255)."""
+    sample = x[torch.randperm(len(x), generator=gen)[:4096]].float() / 255.0
+    cnn.mean.copy_(sample.mean((0, 2, 3)).reshape(1, 3, 1, 1))
+    cnn.std.copy_(sample.std((0, 2, 3)).reshape(1, 3, 1, 1))
+
+
+def _adamw(params: list, settings: EncoderSettings) -> torch.optim.AdamW:
+    """AdamW, with the fused kernel where this torch has it (CPU from 2.4)."""
+    try:
+        return torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
+    except RuntimeError:
+        return torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+
+
 def train_encoder(train_tiles: np.ndarray, train_lat: np.ndarray, train_lon: np.ndarray,
                   val_tiles: np.ndarray, val_lat: np.ndarray, val_lon: np.ndarray,
                   settings: EncoderSettings, seed: int = 0, progress: bool = True):
@@ -143,6 +159,10 @@ def train_encoder(train_tiles: np.ndarray, train_lat: np.ndarray, train_lon: np.
     contrastive loss and the image -> location recall@1 among the val batch. The CNN's training
     products run at ``settings.precision`` (``locdiff.precision``); the location tower, the logits
     and the embeddings are computed in float32.
+
+    Its own loop rather than ``train.train``: two towers and a learned temperature train together,
+    by epochs with a one-cycle schedule and a validation per epoch, and the result is a cache keyed
+    by the settings (``datasets.embeddings``), rebuilt rather than resumed.
     """
     precision.check(settings.precision, "encoder precision")
     torch.manual_seed(seed)
@@ -150,19 +170,12 @@ def train_encoder(train_tiles: np.ndarray, train_lat: np.ndarray, train_lon: np.
     cnn = TileCNN(settings.widths, settings.embed_dim)
     loc = RFFLocationEncoder(settings.rff_sigmas_km, embed_dim=settings.embed_dim, seed=seed)
     x = torch.from_numpy(train_tiles)
-    with torch.no_grad():
-        sample = x[torch.randperm(len(x), generator=gen)[:4096]].float() / 255.0
-        cnn.mean.copy_(sample.mean((0, 2, 3)).reshape(1, 3, 1, 1))
-        cnn.std.copy_(sample.std((0, 2, 3)).reshape(1, 3, 1, 1))
+    _set_input_normalization(cnn, x, gen)
     xyz = torch.as_tensor(geo.latlon_to_xyz(train_lat, train_lon), dtype=torch.float32)
     vx = torch.from_numpy(val_tiles[:1000])
     vxyz = torch.as_tensor(geo.latlon_to_xyz(val_lat[:1000], val_lon[:1000]), dtype=torch.float32)
     logit_scale = nn.Parameter(torch.tensor(math.log(1 / settings.temperature)))
-    params = list(cnn.parameters()) + list(loc.parameters()) + [logit_scale]
-    try:                                 # the fused kernel where this torch has it (CPU from 2.4)
-        opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
-    except RuntimeError:
-        opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    opt = _adamw(list(cnn.parameters()) + list(loc.parameters()) + [logit_scale], settings)
     steps_per_epoch = len(x) // settings.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"batch_size {settings.batch_size} exceeds the {len(x)} training tiles")
@@ -191,8 +204,7 @@ def train_encoder(train_tiles: np.ndarray, train_lat: np.ndarray, train_lon: np.
         with torch.no_grad():
             vi, vl = cnn(vx), loc(vxyz)
             history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
-                            "val_loss": float(info_nce(vi, vl, logit_scale)),
-                            "val_recall_at_1": _recall_at_1(vi, vl)})
+                            "val_loss": float(info_nce(vi, vl, logit_scale)), "val_recall_at_1": _recall_at_1(vi, vl)})
     bar.close()
     cnn.eval()
     for p in cnn.parameters():

@@ -47,7 +47,8 @@ from .checks import check_int
 from .samplers import check_sampling as _check_sampling
 from .encoders import TileCNN
 from .experiment import LocDiff, build
-from .io import DiskFullError, sha256, write_folder
+from .checkpoint import check_sums, file_sums
+from .io import DiskFullError, write_folder
 from .pretrained import FILES, FORMAT_VERSION, PretrainedError, config_sha256, validate, validate_locdiff
 
 
@@ -310,7 +311,7 @@ class LocDiffPipeline:
         def write(tmp: Path) -> None:
             save_file(tensors(self.encoder), str(tmp / "encoder.safetensors"))
             save_file(tensors(self.locdiff.model), str(tmp / "model.safetensors"))
-            cfg["sha256"] = {f: sha256(tmp / f) for f in FILES[1:]}
+            cfg["sha256"] = file_sums(tmp, FILES[1:])
             cfg["config_sha256"] = config_sha256(cfg)
             validate(json.loads(json.dumps(cfg)))          # never write a folder that would not load
             (tmp / "config.json").write_text(json.dumps(cfg, indent=1))
@@ -349,10 +350,9 @@ class LocDiffPipeline:
             validate(cfg)
         except PretrainedError as e:
             raise PretrainedError(f"{path}: {e}") from None
-        for f in FILES[1:]:
-            if sha256(path / f) != cfg.get("sha256", {}).get(f):
-                raise PretrainedError(f"{path / f} does not match its SHA-256 in config.json (truncated or altered); "
-                                      f"refusing to load it")
+        problem = check_sums(path, FILES[1:], cfg.get("sha256", {}))
+        if problem:
+            raise PretrainedError(f"{path}: {problem}; refusing to load it")
         try:
             settings = validate_locdiff(cfg["locdiff"])
             encoder = TileCNN(tuple(cfg["encoder"]["widths"]), cfg["encoder"]["embed_dim"])

@@ -35,11 +35,9 @@ process writes the log and checkpoints. Mixed precision: ``TrainConfig.mixed_pre
 """
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import os
-import shutil
 import signal
 import threading
 import time
@@ -52,16 +50,9 @@ import torch
 from tqdm.auto import tqdm
 
 from . import precision
-from .io import FolderLock, atomic_write, recover_folder, sha256, write_folder
-
-CHECKPOINT_FORMAT = 2
-CHECKPOINT_FILES = ("model.safetensors", "ema.safetensors", "state.pt")
-OWN_FILES = CHECKPOINT_FILES + ("config.json",)     # what a checkpoint folder holds that train wrote
-
-
-class CheckpointError(ValueError):
-    """A checkpoint folder that cannot be used: missing files, another format, a checksum mismatch."""
-
+from .checkpoint import (CheckpointError, load_weights, read_checkpoint_config,  # noqa: F401  (re-exported)
+                         recover_checkpoint, remove_stale_temporaries, save)
+from .io import FolderLock, atomic_write
 
 class RunExistsError(ValueError):
     """The run folder already holds a run, and neither resume nor overwrite was asked for."""
@@ -160,93 +151,6 @@ class EMA:
 
     def copy_to(self, model: torch.nn.Module) -> None:
         model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in self.shadow.items()})
-
-
-def _save_checkpoint(path: Path, model, ema: EMA, opt, sched, step: int, rng: dict,
-                     model_config: dict, config: TrainConfig) -> None:
-    """Write the checkpoint folder atomically (``io.write_folder``); main process only."""
-    from safetensors.torch import save_file
-
-    def write(tmp: Path) -> None:
-        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
-                  str(tmp / "model.safetensors"))
-        save_file({k: v.contiguous().cpu() for k, v in ema.shadow.items()}, str(tmp / "ema.safetensors"))
-        torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step, **rng},
-                   tmp / "state.pt")
-        (tmp / "config.json").write_text(json.dumps({"format_version": CHECKPOINT_FORMAT, "step": step,
-                                                     "model": model_config, "train": asdict(config),
-                                                     "sha256": {f: sha256(tmp / f) for f in CHECKPOINT_FILES}},
-                                                    indent=1))
-
-    write_folder(path, write, OWN_FILES, what=f"checkpoint (step {step})")
-
-
-def _is_complete_checkpoint(path: Path) -> bool:
-    try:
-        read_checkpoint_config(path, recover=False)
-        return True
-    except CheckpointError:
-        return False
-
-
-def recover_checkpoint(path) -> bool:
-    """Put back a checkpoint that a kill between the two renames of a save left aside (as
-    ``.checkpoint.old-*`` or ``checkpoint.old``) when ``path`` itself is missing; True if it did."""
-    return recover_folder(path, _is_complete_checkpoint)
-
-
-def _remove_stale_temporaries(ckpt: Path) -> None:
-    """Temporary checkpoint folders left by a killed save (``.checkpoint.tmp-*``, the legacy
-    ``checkpoint.tmp``) that hold only checkpoint files; called under the run folder's lock."""
-    for tmp in [*ckpt.parent.glob(f".{ckpt.name}.tmp-*"), ckpt.with_name(ckpt.name + ".tmp")]:
-        if tmp.is_dir() and not tmp.is_symlink() and {p.name for p in tmp.iterdir()} <= set(OWN_FILES):
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def read_checkpoint_config(path, verify: bool = True, recover: bool = True) -> dict:
-    """config.json of a checkpoint folder, with its format version and (``verify``) the SHA-256 of
-    its weight and state files checked; raises ``CheckpointError`` saying what is wrong. With
-    ``recover``, a checkpoint left aside by an interrupted save is first put back."""
-    path = Path(path)
-    if recover and not path.exists():
-        recover_checkpoint(path)
-    f = path / "config.json"
-    if not f.exists():
-        raise CheckpointError(f"{path} is not a checkpoint folder (no config.json)")
-    try:
-        cfg = json.loads(f.read_text())
-    except (ValueError, OSError) as e:
-        raise CheckpointError(f"checkpoint {path}: config.json is not valid JSON ({e})") from None
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("sha256"), dict) or \
-            isinstance(cfg.get("step"), bool) or not isinstance(cfg.get("step"), int) or \
-            not isinstance(cfg.get("model"), dict):
-        raise CheckpointError(f"checkpoint {path}: config.json is not a locdiff checkpoint config (expected an "
-                              f"object with format_version, step, model, train and sha256)")
-    if cfg.get("format_version") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"checkpoint {path} has format version {cfg.get('format_version')!r}; this locdiff "
-                              f"reads format {CHECKPOINT_FORMAT} only: delete the folder to retrain, or use the locdiff that wrote it")
-    if verify:
-        for name in CHECKPOINT_FILES:
-            if not (path / name).exists():
-                raise CheckpointError(f"checkpoint {path}: {name} is missing")
-            if sha256(path / name) != cfg.get("sha256", {}).get(name):
-                raise CheckpointError(f"checkpoint {path}: {name} does not match its SHA-256 in config.json "
-                                      f"(truncated or altered); refusing to load it. Delete the folder to retrain.")
-    return cfg
-
-
-def load_weights(model: torch.nn.Module, path, ema: bool = True) -> torch.nn.Module:
-    """Load a checkpoint's (EMA) weights into ``model`` (safetensors only, checksums verified)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    read_checkpoint_config(path)
-    name = "ema.safetensors" if ema else "model.safetensors"
-    try:
-        model.load_state_dict(load_file(str(Path(path) / name)))
-    except (SafetensorError, RuntimeError, OSError) as e:       # weights of another network, or not safetensors
-        raise CheckpointError(f"checkpoint {path}: {name} does not fit this model ({str(e).splitlines()[0]})") from None
-    return model
 
 
 class _StopFlag:
@@ -392,85 +296,123 @@ def train(model: torch.nn.Module, loss_fn: Callable, n_items: int, config: Train
         if not resume and not overwrite:
             check_run_folder(out_dir, model_config, config)
         if lock is not None:
-            _remove_stale_temporaries(out_dir / "checkpoint")
+            remove_stale_temporaries(out_dir / "checkpoint")
         return _train(model, loss_fn, n_items, config, out_dir, model_config, validate, resume, progress, desc)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _train(model, loss_fn, n_items, config, out_dir: Path, model_config, validate, resume, progress, desc):
-    """The loop of ``train`` (the run folder checked and locked)."""
-    from accelerate import Accelerator
+def train_step(model, loss_fn: Callable, idx: torch.Tensor, gen: torch.Generator, opt, sched, ema: EMA, step: int,
+               config: TrainConfig, accelerator=None) -> dict[str, float]:
+    """One optimisation step on the items ``idx``: the loss terms ``loss_fn(model, idx, gen)`` under
+    the precision's autocast, backward, clipping the gradient norm at ``grad_clip``, AdamW, the LR
+    schedule, the EMA. Returns the loss terms as floats. With an ``accelerator``, backward and
+    clipping go through it (DDP across processes)."""
+    with precision.autocast(config.mixed_precision, idx.device):
+        terms = loss_fn(model, idx, gen)
+    loss = terms["loss"]
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr or check the data")
+    opt.zero_grad(set_to_none=True)
+    if accelerator is None:
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    else:
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+    opt.step()
+    sched.step()
+    ema.update(accelerator.unwrap_model(model) if accelerator is not None else model, step)
+    return {k: float(v.detach()) for k, v in terms.items()}
 
-    ckpt, log_path = out_dir / "checkpoint", out_dir / "log.csv"
-    # several processes: DDP (NCCL, or gloo on CPU). Mixed precision is ours (precision.autocast around
-    # the loss), not Accelerate's: its process-wide state refuses a second precision in one session
-    accelerator = Accelerator(mixed_precision="no", cpu=not torch.cuda.is_available())
-    P, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
-    if config.batch_size % P:
-        raise ValueError(f"batch_size ({config.batch_size}) must be a multiple of the number of processes ({P})")
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed + rank)
-    gen = torch.Generator().manual_seed(config.seed + 1 + rank)
-    opt = make_optimizer(model, config)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, config.warmup, config.steps))
-    ema = EMA(model, config.ema_decay)
-    start, log = 0, []
-    if resume:
-        start, log = _resume(ckpt, log_path, model, ema, opt, sched, gen, model_config, P, rank)
-    elapsed = float(log[-1].get("time_s", 0.0)) if log else 0.0
-    t_start = time.perf_counter()
-    model, opt = accelerator.prepare(model, opt)
-    device = accelerator.device
-    ema.shadow = {k: v.to(device) for k, v in ema.shadow.items()}     # beside the weights it averages
-    ema_model = None
-    running: dict[str, list] = {}
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=desc, disable=not (progress and main))
+
+def _train(model, loss_fn, n_items, config, out_dir: Path, model_config, validate, resume, progress, desc):
+    """The loop of ``train`` (the run folder checked and locked): a ``train_step`` per batch, a log
+    row every ``log_every`` steps (validation every ``eval_every``), a checkpoint every
+    ``checkpoint_every`` steps, at the end, and on a signal."""
+    run = _setup(model, n_items, config, out_dir, model_config, resume)
+    acc = run.accelerator
+    bar = tqdm(range(run.start, config.steps), initial=run.start, total=config.steps, desc=desc,
+               disable=not (progress and acc.is_main_process))
     with _StopFlag() as stop:
         for step in bar:
-            model.train()
-            idx = batch_indices(step, n_items, config.batch_size, config.seed)[rank::P]
-            with precision.autocast(config.mixed_precision, device):
-                terms = loss_fn(model, idx.to(device), gen)
-            loss = terms["loss"]
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr or check the data")
-            opt.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
-            sched.step()
-            ema.update(accelerator.unwrap_model(model), step)
+            run.model.train()
+            idx = batch_indices(step, n_items, config.batch_size, config.seed)[acc.process_index::acc.num_processes]
+            terms = train_step(run.model, loss_fn, idx.to(acc.device), run.gen, run.opt, run.sched, run.ema, step,
+                               config, acc)
             for k, v in terms.items():
-                running.setdefault(k, []).append(float(v.detach()))
+                run.running.setdefault(k, []).append(v)
             done = step + 1
             if done % config.log_every == 0 or done == config.steps:
-                means = _mean_over_processes(accelerator, {k: sum(v) / len(v) for k, v in running.items()})
-                row = {"step": done, "lr": sched.get_last_lr()[0], "time_s": elapsed + time.perf_counter() - t_start,
-                       **means}
-                running = {}
-                if main and validate is not None and (done % config.eval_every == 0 or done == config.steps):
-                    ema_model = ema_model or _clone_for_eval(accelerator.unwrap_model(model))
-                    ema.copy_to(ema_model)
-                    row.update({f"val_{k}": v for k, v in validate(ema_model).items()})
-                log.append(row)
-                bar.set_postfix(loss=f"{row['loss']:.4f}")
-                if main:
-                    _write_log(log, log_path)
-            signum = _any_process(accelerator, stop.signum)
+                _log_event(run, done, config, validate, bar)
+            signum = _any_process(acc, stop.signum)
             if signum or done % config.checkpoint_every == 0 or done == config.steps:
-                rng = _rng_state(accelerator, gen)
-                if main:
-                    _save_checkpoint(ckpt, accelerator.unwrap_model(model), ema, opt, sched, done, rng,
-                                     model_config, config)
-                accelerator.wait_for_everyone()
+                _checkpoint(run, done, model_config, config)
                 if signum:
                     bar.close()
-                    raise TrainingInterrupted(signum, done, ckpt)
+                    raise TrainingInterrupted(signum, done, run.ckpt)
     bar.close()
-    return pd.DataFrame(log)
+    return pd.DataFrame(run.log)
+
+
+def _setup(model, n_items, config, out_dir: Path, model_config, resume):
+    """Everything the loop carries: the accelerator, the prepared model and optimizer, the schedule,
+    the EMA, the loss generator, and (resuming) the step and log to continue from."""
+    from types import SimpleNamespace
+
+    from accelerate import Accelerator
+
+    # several processes: DDP (NCCL, or gloo on CPU). Mixed precision is ours (precision.autocast around
+    # the loss), not Accelerate's: its process-wide state refuses a second precision in one session
+    acc = Accelerator(mixed_precision="no", cpu=not torch.cuda.is_available())
+    P, rank = acc.num_processes, acc.process_index
+    if config.batch_size % P:
+        raise ValueError(f"batch_size ({config.batch_size}) must be a multiple of the number of processes ({P})")
+    if acc.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed + rank)
+    run = SimpleNamespace(accelerator=acc, ckpt=out_dir / "checkpoint", log_path=out_dir / "log.csv",
+                          gen=torch.Generator().manual_seed(config.seed + 1 + rank), start=0, log=[], running={},
+                          ema_model=None)
+    run.opt = make_optimizer(model, config)
+    run.sched = torch.optim.lr_scheduler.LambdaLR(run.opt, lambda s: lr_factor(s, config.warmup, config.steps))
+    run.ema = EMA(model, config.ema_decay)
+    if resume:
+        run.start, run.log = _resume(run.ckpt, run.log_path, model, run.ema, run.opt, run.sched, run.gen,
+                                     model_config, P, rank)
+    run.elapsed = float(run.log[-1].get("time_s", 0.0)) if run.log else 0.0
+    run.t_start = time.perf_counter()
+    run.model, run.opt = acc.prepare(model, run.opt)
+    run.ema.shadow = {k: v.to(acc.device) for k, v in run.ema.shadow.items()}     # beside the weights it averages
+    return run
+
+
+def _log_event(run, done: int, config: TrainConfig, validate, bar) -> None:
+    """Append a log row (the loss terms averaged since the last row and over processes; the EMA
+    model's validation every ``eval_every`` steps) and write the log (main process)."""
+    acc = run.accelerator
+    means = _mean_over_processes(acc, {k: sum(v) / len(v) for k, v in run.running.items()})
+    row = {"step": done, "lr": run.sched.get_last_lr()[0],
+           "time_s": run.elapsed + time.perf_counter() - run.t_start, **means}
+    run.running = {}
+    if acc.is_main_process and validate is not None and (done % config.eval_every == 0 or done == config.steps):
+        run.ema_model = run.ema_model or _clone_for_eval(acc.unwrap_model(run.model))
+        run.ema.copy_to(run.ema_model)
+        row.update({f"val_{k}": v for k, v in validate(run.ema_model).items()})
+    run.log.append(row)
+    bar.set_postfix(loss=f"{row['loss']:.4f}")
+    if acc.is_main_process:
+        _write_log(run.log, run.log_path)
+
+
+def _checkpoint(run, done: int, model_config: dict, config: TrainConfig) -> None:
+    """Every process's RNG states gathered, the checkpoint written by the main process."""
+    acc = run.accelerator
+    rng = _rng_state(acc, run.gen)
+    if acc.is_main_process:
+        save(run.ckpt, acc.unwrap_model(run.model), run.ema, run.opt, run.sched, done, rng, model_config, config)
+    acc.wait_for_everyone()
 
 
 def _resume(ckpt: Path, log_path: Path, model, ema: EMA, opt, sched, gen: torch.Generator, model_config: dict,

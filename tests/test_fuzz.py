@@ -57,7 +57,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import make_tiles as _tiles  # noqa: E402
 
-from locdiff import cli, datasets, diffusion, evaluate, experiment, geo, latent, model, pipeline, samplers, shdd  # noqa: E402
+from locdiff import checkpoint, cli, datasets, diffusion, evaluate, experiment, geo, latent, model, pipeline, samplers, shdd  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -1615,7 +1615,7 @@ def test_cli_predict_map(kind, cli_env, capsys, tiny_weights):
 def _checkpoint_folder(base: Path, how: str, data) -> str:
     """A folder where a checkpoint is expected: missing, a file, empty, or with a config.json that is random JSON,
     a mutation of a real-looking one, or one whose checksums match (empty) weight files."""
-    from locdiff import profiles, train
+    from locdiff import profiles
 
     d = base / f"ck{next(_counter)}"
     if how == "missing":
@@ -1628,12 +1628,12 @@ def _checkpoint_folder(base: Path, how: str, data) -> str:
         return str(d)
     ck = d / "checkpoint" if data.draw(st.booleans(), label="run folder") else d
     ck.mkdir(exist_ok=True)
-    for f in train.CHECKPOINT_FILES:
+    for f in checkpoint.CHECKPOINT_FILES:
         (ck / f).write_bytes(b"")
     P = profiles.get("smoke")
     model_cfg = experiment.run_config(P, P.locdiff, P.encoder.embed_dim) if hasattr(experiment, "run_config") else {}
-    real = {"format_version": train.CHECKPOINT_FORMAT, "step": P.locdiff.steps, "model": model_cfg,
-            "train": {"steps": P.locdiff.steps}, "sha256": {f: train.sha256(ck / f) for f in train.CHECKPOINT_FILES}}
+    real = {"format_version": checkpoint.CHECKPOINT_FORMAT, "step": P.locdiff.steps, "model": model_cfg,
+            "train": {"steps": P.locdiff.steps}, "sha256": {f: checkpoint.sha256(ck / f) for f in checkpoint.CHECKPOINT_FILES}}
     cfg = real if how == "checksums" else data.draw(mutated(real) if how == "mutated" else JSON, label="config.json")
     (ck / "config.json").write_text(json.dumps(cfg))
     return str(d)
