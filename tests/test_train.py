@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from locdiff import experiment, profiles
-from locdiff.train import CHECKPOINT_FORMAT, TrainConfig, batch_indices, lr_factor, read_checkpoint_config, train
+from locdiff.checkpoint import CHECKPOINT_FORMAT, read_checkpoint_config
+from locdiff.train import TrainConfig, batch_indices, lr_factor, train
 
 
 def _problem(seed=0):
