@@ -160,24 +160,28 @@ def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int
                 models["base"] = (ld, seconds)
         score(group, variant, is_base, ld.predict(E, n=a.samples, seed=profile.seed), seconds)
 
-    ld, seconds = models["base"]
-    for k in a.sample_counts:
-        score("samples", f"{k} samples", k == a.samples, ld.predict(E, n=k, seed=profile.seed), seconds)
-    samples = ld.sample(E, n=a.samples, seed=profile.seed)
-    mean = ld.diffusion.latent.mean_coeffs(samples)
-    for variant, iters in (("grid argmax only", 0), ("grid + Newton refinement", 8)):
-        la, lo, _ = shdd.decode(mean, refine_iters=iters)
-        pred = {"lat": la[:, 0].numpy(), "lon": lo[:, 0].numpy()}
-        score("decoder", variant, iters > 0, pred, seconds, sample=False)
-    score("sampling", f"full DDIM chain ({profile.locdiff.ddim_steps} steps)", True,
-          ld.predict(E, n=a.samples, seed=profile.seed), seconds)
-    score("sampling", "one step from pure noise (SHDD regression)", False,
-          ld.predict(E, n=a.samples, steps=1, seed=profile.seed), seconds)
+    _score_base(profile, *models["base"], E, score)
     df = pd.DataFrame(rows, columns=list(ABLATION_COLUMNS))
     evaluate.check_results(df[list(evaluate.RESULT_COLUMNS)].assign(method=df.group + ": " + df.variant))
     atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
     atomic_write(key_path, lambda tmp: Path(tmp).write_text(json.dumps({"key": key}, indent=1)))
     return df
+
+
+def _score_base(profile: Profile, ld, seconds: float, E, score) -> None:
+    """The groups that vary sampling and decoding of the main model, not its training: samples per
+    image, the decoder's Newton refinement, the DDIM chain against one step from pure noise."""
+    a = profile.ablations
+    for k in a.sample_counts:
+        score("samples", f"{k} samples", k == a.samples, ld.predict(E, n=k, seed=profile.seed), seconds)
+    mean = ld.diffusion.latent.mean_coeffs(ld.sample(E, n=a.samples, seed=profile.seed))
+    for variant, iters in (("grid argmax only", 0), ("grid + Newton refinement", 8)):
+        la, lo, _ = shdd.decode(mean, refine_iters=iters)
+        score("decoder", variant, iters > 0, {"lat": la[:, 0].numpy(), "lon": lo[:, 0].numpy()}, seconds, sample=False)
+    score("sampling", f"full DDIM chain ({profile.locdiff.ddim_steps} steps)", True,
+          ld.predict(E, n=a.samples, seed=profile.seed), seconds)
+    score("sampling", "one step from pure noise (SHDD regression)", False,
+          ld.predict(E, n=a.samples, steps=1, seed=profile.seed), seconds)
 
 
 def table(df: pd.DataFrame, metrics=("acc@200km", "acc@750km", "acc@2500km", "median_km", "geoscore")) -> pd.DataFrame:

@@ -239,6 +239,17 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from . import results_page
+    from .evaluate import results_dir
+
+    if not (results_dir(args.profile) / "methods.csv").is_file():
+        raise UserError(f"--profile {args.profile!r} has no results (no data/results/{args.profile}/methods.csv): "
+                        f"run make figures PROFILE={args.profile} first")
+    return results_page.main(["--profile", args.profile] + (["--out", args.out] if args.out else [])
+                             + (["--check"] if args.check else []))
+
+
 def cmd_evaluate(args) -> int:
     from . import datasets, experiment, profiles
     from .train import read_checkpoint_config
@@ -263,7 +274,7 @@ def cmd_evaluate(args) -> int:
         raise UserError(f"--checkpoint {path} expects embeddings of size {ld.model.config.embed_dim}; the profile's "
                         f"are {emb[args.split].shape[1]}")
     split = datasets.load(P, [args.split])[args.split]
-    row = experiment.evaluate(ld, emb[args.split], split.lat, split.lon)
+    row = experiment.score(ld, emb[args.split], split.lat, split.lon)
     print(json.dumps({"split": args.split, "images": len(split), **{k: round(v, 3) for k, v in row.items()}}, indent=1))
     return 0
 
@@ -314,6 +325,13 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--dataset", default=None, help="a real data set's JSON spec (default: the embedded benchmark)")
     ev.add_argument("--profile", default=None, help="profile of the data (default $LOCDIFF_PROFILE, else cpu)")
     ev.set_defaults(func=cmd_evaluate)
+    rp = sub.add_parser("report", help="write the results page from the results CSVs", description="Write "
+                        "docs/results.md (every result table of a profile, with intervals and seeds) from "
+                        "data/results/<profile>/*.csv, which make figures writes; nothing on it is typed.")
+    rp.add_argument("--profile", default="cpu", help="profile tag whose results to read (default cpu)")
+    rp.add_argument("--out", default=None, help="page to write (default docs/results.md)")
+    rp.add_argument("--check", action="store_true", help="only check the page: exit 1 when it differs from the CSVs")
+    rp.set_defaults(func=cmd_report)
     return p
 
 

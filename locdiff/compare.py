@@ -78,16 +78,9 @@ def run(profile: Profile, methods=METHODS, splits=None, n_boot: int = 1000, reus
     manifest = cache.with_suffix(".json")
     key = datasets.settings_key(profile, methods=list(methods), splits=list(splits), n_boot=n_boot)
     if reuse and csv.exists():
-        problem, meta = cache_problem(manifest, {cache.name: cache}, "no cached predictions")
-        if problem is None and meta.get("key") == key:
-            with np.load(cache, allow_pickle=False) as z:
-                preds = {}
-                for name in z.files:
-                    m, s, field = name.split("|")
-                    preds.setdefault((m, s), {})[field] = z[name]
-            return evaluate.read_results(csv), preds
-        if progress and problem is not None and problem != "no cached predictions":
-            print(f"predictions cache: {problem}; recomputing")
+        cached = _read_cache(csv, cache, manifest, key, progress)
+        if cached is not None:
+            return cached
     fitted = fit_all(profile, methods, progress)
     data = datasets.load(profile, list(splits), progress=progress)
     emb = datasets.embeddings(profile, progress=progress)["embeddings"]
@@ -126,10 +119,31 @@ def run(profile: Profile, methods=METHODS, splits=None, n_boot: int = 1000, reus
     tuned = [f.tuning.assign(method=name) for name, f in fitted.items() if len(f.tuning)]
     tuning = pd.concat(tuned, ignore_index=True) if tuned else pd.DataFrame(columns=["method"])
     atomic_write(tuning_csv, lambda tmp: tuning.to_csv(tmp, index=False))
+    _write_cache(preds, cache, manifest, key)
+    return df, preds
+
+
+def _read_cache(csv: Path, cache: Path, manifest: Path, key: str, progress: bool):
+    """(results, predictions) from a results CSV and a prediction cache of the same settings ``key``
+    whose checksum holds; None (recompute) otherwise."""
+    problem, meta = cache_problem(manifest, {cache.name: cache}, "no cached predictions")
+    if problem is None and meta.get("key") == key:
+        with np.load(cache, allow_pickle=False) as z:
+            preds = {}
+            for name in z.files:
+                m, s, field = name.split("|")
+                preds.setdefault((m, s), {})[field] = z[name]
+        return evaluate.read_results(csv), preds
+    if progress and problem is not None and problem != "no cached predictions":
+        print(f"predictions cache: {problem}; recomputing")
+    return None
+
+
+def _write_cache(preds: dict, cache: Path, manifest: Path, key: str) -> None:
+    """The predictions as one .npz (keys "method|split|field") and its manifest (settings key, SHA-256)."""
     arrays = {"|".join((m, s, k)): v for (m, s), p in preds.items() for k, v in p.items()}
     atomic_write(cache, lambda tmp: savez(tmp, compressed=False, **arrays))
     atomic_write(manifest, lambda tmp: Path(tmp).write_text(json.dumps({"key": key, "sha256": {cache.name: sha256(cache)}})))
-    return df, preds
 
 
 def lr_search(profile: Profile, candidates=(1e-3, 3e-4), progress: bool = True) -> pd.DataFrame:

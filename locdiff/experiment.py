@@ -121,7 +121,7 @@ def checkpoint_dir(profile: Profile, name: str = "locdiff") -> Path:
     return repo_root() / "checkpoints" / profile.tag / name
 
 
-def evaluate(ld: LocDiff, emb: np.ndarray, lat: np.ndarray, lon: np.ndarray, **kwargs) -> dict:
+def score(ld: LocDiff, emb: np.ndarray, lat: np.ndarray, lon: np.ndarray, **kwargs) -> dict:
     """Accuracy table row (``geo.summarize``) of LocDiff's point predictions."""
     pred = ld.predict(emb, **kwargs)
     return geo.summarize(geo.distance_km(lat, lon, pred["lat"], pred["lon"]))
@@ -234,7 +234,7 @@ def _fit(profile: Profile, s: LocDiffSettings, out: Path, cfg: TrainConfig, resu
         return ld.diffusion.loss(model, x0[idx], emb[idx], gen)
 
     def validate(model) -> dict:
-        row = evaluate(LocDiff(model, ld.diffusion, s), val_emb, val_lat, val_lon, n=s.samples, steps=s.ddim_steps)
+        row = score(LocDiff(model, ld.diffusion, s), val_emb, val_lat, val_lon, n=s.samples, steps=s.ddim_steps)
         return {"acc@750km": row["acc@750km"], "acc@2500km": row["acc@2500km"], "median_km": row["median_km"]}
 
     model_config = run_config(profile, s, emb.shape[1])

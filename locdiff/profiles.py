@@ -2,9 +2,9 @@
 
 ``smoke`` checks that everything runs (the whole suite in minutes, numbers not meaningful);
 ``cpu`` is the default, sized for a 2-core laptop (budget: the whole suite within an hour; measured
-cold on an idle 2-core machine with bf16 products: 78 min, over that budget, because of the three
-training seeds and the full-length degree sweep at L = 64; numbers meaningful enough to compare
-methods); ``gpu`` is paper scale, for an accelerator.
+cold on an idle 2-core machine with bf16 products and independent runs side by side: 67 min, over
+that budget, because of the three training seeds and the full-length degree sweep at L = 64;
+numbers meaningful enough to compare methods); ``gpu`` is paper scale, for an accelerator.
 
 Notebooks take a papermill parameter ``profile`` (default ``None``) and call ``get(profile)``,
 which falls back to the environment variable ``LOCDIFF_PROFILE``, else ``"cpu"``.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
-__all__ = ["Profile", "CodecStudy", "DataSettings", "EncoderSettings", "LocDiffSettings", "BaselineSettings",
+__all__ = ["Profile", "CodecStudy", "DataSettings", "EncoderSettings", "TrainingSettings", "LocDiffSettings", "BaselineSettings",
            "AblationSettings", "get", "names", "ENV_VAR", "DATASET_ENV_VAR", "DEFAULT", "BLUEMARBLE"]
 
 ENV_VAR = "LOCDIFF_PROFILE"
@@ -69,8 +69,23 @@ class EncoderSettings:
 
 
 @dataclass(frozen=True)
-class LocDiffSettings:
-    """LocDiff itself (notebooks 02-03, ``locdiff.experiment``): model, diffusion, training, sampling."""
+class TrainingSettings:
+    """What the training loop of every learned method takes (``train.TrainConfig``): steps, batch
+    size, peak learning rate, linear warm-up steps, EMA decay, and the val images used to validate
+    or tune."""
+
+    steps: int = 3000
+    batch_size: int = 256
+    lr: float = 1e-3
+    warmup: int = 100
+    ema_decay: float = 0.999
+    val_images: int = 1000
+
+
+@dataclass(frozen=True)
+class LocDiffSettings(TrainingSettings):
+    """LocDiff itself (notebooks 02-03, ``locdiff.experiment``): model, diffusion, training
+    (``TrainingSettings``, with its own length, warm-up and validation size), sampling."""
 
     L: int = 64                    # with the shifted schedule and band weights below (notebook 02's diagnosis)
     arch: str = "csunet"           # denoiser: "csunet" (FiLM-SIREN UNet) or "mlp" (the ablation's plain MLP)
@@ -95,12 +110,9 @@ class LocDiffSettings:
     # and median 48 vs 39 km: it buys the coarse scales with the fine ones, so "band" stays
     band_weight: str = "band"
     steps: int = 4000
-    batch_size: int = 256
-    lr: float = 1e-3
     warmup: int = 200
-    ema_decay: float = 0.999
-    eval_every: int = 1000         # validation (val_images tiles, samples x ddim_steps) every this many steps
     val_images: int = 300          # val tiles used by the periodic validation
+    eval_every: int = 1000         # validation (val_images tiles, samples x ddim_steps) every this many steps
     # samples per image and DDIM steps at prediction time: notebook 03's sweep at L = 64 scores
     # 10 steps as well as 25 or 50 and 4-16 samples alike (the point prediction is the mode of the
     # samples' mean field), and a network evaluation at L = 64 costs about 3x one at L = 16
@@ -113,20 +125,15 @@ class LocDiffSettings:
 
 
 @dataclass(frozen=True)
-class BaselineSettings:
-    """The baselines of notebook 04 (``locdiff.baselines``). Tuples marked "tuned" are candidate
-    values; each method's ``fit`` trains one model per candidate for ``tune_steps`` steps, keeps
-    the one with the best mean GeoScore on ``val`` and trains it for ``steps`` steps."""
+class BaselineSettings(TrainingSettings):
+    """The baselines of notebook 04 (``locdiff.baselines``), trained with ``TrainingSettings``
+    (``val_images``: the val images used for tuning). Tuples marked "tuned" are candidate values;
+    each method's ``fit`` trains one model per candidate for ``tune_steps`` steps, keeps the one
+    with the best mean GeoScore on ``val`` and trains it for ``steps`` steps."""
 
     hidden: tuple[int, ...] = (512, 512)            # MLP widths (classification, retrieval, regression)
     dropout: float = 0.1
-    steps: int = 3000
     tune_steps: int = 1000
-    batch_size: int = 256
-    lr: float = 1e-3
-    warmup: int = 100
-    ema_decay: float = 0.999
-    val_images: int = 1000                          # val images used for tuning
     # classification over adaptive cells (quadtree in (sin lat, lon), PlaNet-style)
     cell_max_count: tuple[int, ...] = (100, 300, 1000)   # tuned: a cell splits above this many training images
     label_tau_km: tuple[float, ...] = (75.0, 300.0)     # tuned: haversine label smoothing scale (PIGEON: 75 km)
@@ -142,10 +149,10 @@ class BaselineSettings:
     # learning rates per method; several candidates are tuned on val with full-length runs (flow
     # matching can diverge late). The cpu profile fixes one rate per method to save those runs:
     # raw diffusion the winner of that search over (1e-3, 3e-4) (``compare.lr_search``, kept in
-    # data/results/cpu/gen_lr_search.csv); flow matching 3e-4, the runner-up, because at 1e-3 its
-    # final run diverged in a cold make figures (loss 1.59 at step 575, 3.0 from step 975 on;
-    # val GeoScore 161) after winning the search in an earlier one: 1e-3 is at the edge of
-    # stability for it. The gpu profile searches again.
+    # data/results/cpu/gen_lr_search.csv); flow matching 3e-4, the runner-up, because a full run at
+    # 1e-3 can diverge late (measured: loss 1.59 at step 575, 3.0 from step 975 on, val GeoScore
+    # 161) although that rate can also win the search: 1e-3 is at the edge of stability for it.
+    # The gpu profile searches again.
     raw_diffusion_lr: tuple[float, ...] = (1e-3,)
     flow_matching_lr: tuple[float, ...] = (3e-4,)
     guidance: tuple[float, ...] = (1.0, 2.0)        # tuned on val at sampling time (no retraining)
@@ -243,7 +250,7 @@ _PROFILES = {
     ),
     "cpu": Profile(
         name="cpu",
-        description="a 2-core laptop: the whole suite in about 80 minutes, numbers good enough to compare methods",
+        description="a 2-core laptop: the whole suite in about 70 minutes, numbers good enough to compare methods",
     ),
     "gpu": Profile(
         name="gpu",

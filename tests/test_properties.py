@@ -3,7 +3,7 @@ coordinates: the poles, the antimeridian, longitudes far outside [-180, 180), Na
 
 Every property is checked against an independent oracle: plain-numpy formulas written here (the
 chord length of the unit vectors, the closed form of two points on one parallel), scipy's complex
-spherical harmonics (``scipy_basis`` of tests/test_shdd.py), scipy's Legendre polynomials, or
+spherical harmonics (``scipy_basis`` of tests/conftest.py), scipy's Legendre polynomials, or
 exact closed forms at the poles; never against locdiff's own earlier output.
 """
 from __future__ import annotations

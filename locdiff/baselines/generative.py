@@ -179,6 +179,8 @@ class SphereEulerSampler(Scheduler):
     exponential map along the predicted velocity, x ← exp_x(tangent_x(v)/steps), at t = i/steps
     (the network sees t · ``TIME_SCALE``); guidance w combines the velocities, u + w (c - u)."""
 
+    check_finite = False           # a diverged baseline is scored as it is, not refused
+
     def __init__(self, steps: int, guidance: float = 1.0):
         check_sampling(1, steps, guidance)
         self.steps, self.guidance = int(steps), guidance

@@ -632,6 +632,14 @@ def _weight_files(folder: Path) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------- splits
+def _place_column(column: str, doc: str, text: bool = False) -> property:
+    """A read-only property: the ``column`` of the nearest places (``_places``) as a numpy array."""
+    def get(self) -> np.ndarray:
+        values = self._places[column]
+        return values.to_numpy(object) if text else values.to_numpy()
+    return property(get, doc=doc)
+
+
 @dataclass(eq=False)
 class RealSplit:
     """One split of a real data set: per-image numpy arrays of length N (rows with a usable image).
@@ -659,27 +667,13 @@ class RealSplit:
     def _places(self) -> pd.DataFrame:
         return nearest_places(self.lat, self.lon)
 
-    @property
-    def place_name(self) -> np.ndarray:
-        """Name of the nearest GeoNames place (>= 5000 inhabitants) to each photo."""
-        return self._places["name"].to_numpy(object)
-
-    @property
-    def place_id(self) -> np.ndarray:
-        return self._places["place_id"].to_numpy()
-
-    @property
-    def country(self) -> np.ndarray:
-        """ISO code of the nearest place's country (near a border it can be the neighbour's)."""
-        return self._places["country"].to_numpy(object)
-
-    @property
-    def continent(self) -> np.ndarray:
-        return self._places["continent"].to_numpy(object)
-
-    @property
-    def population(self) -> np.ndarray:
-        return self._places["population"].to_numpy()
+    place_name = _place_column("name", "Name of the nearest GeoNames place (>= 5000 inhabitants) to each photo.",
+                               text=True)
+    place_id = _place_column("place_id", "GeoNames id of the nearest place.")
+    country = _place_column("country", "ISO code of the nearest place's country (near a border it can be the "
+                                       "neighbour's).", text=True)
+    continent = _place_column("continent", "Continent code of the nearest place.", text=True)
+    population = _place_column("population", "Population of the nearest place.")
 
     def frame(self) -> pd.DataFrame:
         """id, path, lat, lon and the nearest place (name, id, country, continent, population)."""
