@@ -73,19 +73,23 @@ def _train_variant(job) -> None:
     fit_variant(profile, changes, steps, progress=False)
 
 
-def fit_variants(profile: Profile, variants: list[dict], steps: int | None = None, progress: bool = True) -> list:
-    """``[fit_variant(profile, changes, steps) for changes in variants]``, the runs not yet finished
-    trained side by side in worker processes (``parallel``; one after the other with one worker)."""
+def train_variants(profile: Profile, variants: list[dict], steps: int | None = None, progress: bool = True) -> None:
+    """Train the variants not yet finished side by side in worker processes (``parallel``), so that
+    ``fit_variant`` then loads them; nothing to do here with one worker (``fit_variant`` trains)."""
     from . import parallel
 
-    variants = [dict(v) for v in variants]
-    distinct = list({json.dumps(v, sort_keys=True): v for v in variants}.values())    # one run per folder
+    distinct = list({json.dumps(v, sort_keys=True): dict(v) for v in variants}.values())    # one run per folder
     workers = parallel.workers_for(profile, len(distinct))
     if workers > 1:
-        datasets.embeddings(profile, progress=progress)          # the caches every worker reads
-        datasets.load(profile, ["train", "val"], progress=progress)
+        datasets.build_caches(profile, ["train", "val"], progress)      # what every worker reads
         parallel.map_runs(_train_variant, [(profile, v, steps) for v in distinct], workers,
                           desc="training LocDiff variants", progress=progress)
+
+
+def fit_variants(profile: Profile, variants: list[dict], steps: int | None = None, progress: bool = True) -> list:
+    """``[fit_variant(profile, changes, steps) for changes in variants]``, the runs not yet finished
+    trained side by side first (``train_variants``)."""
+    train_variants(profile, variants, steps, progress)
     return [fit_variant(profile, v, steps, progress=progress) for v in variants]
 
 
@@ -140,7 +144,7 @@ def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int
     n = min(a.images, len(test))
     E, lat, lon = emb[:n], test.lat[:n], test.lon[:n]
     rows, models = [], {}
-    fit_variants(profile, [c for _, _, c in trained_variants(profile) if not _is_base(profile, c)], progress=progress)
+    train_variants(profile, [c for _, _, c in trained_variants(profile) if not _is_base(profile, c)], progress=progress)
 
     def score(group, variant, is_base, pred, seconds, sample=True):
         for r in evaluate.result_rows(profile.tag, "LocDiff", split, lat, lon, pred["lat"], pred["lon"],

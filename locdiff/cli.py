@@ -246,8 +246,7 @@ def cmd_report(args) -> int:
     if not (results_dir(args.profile) / "methods.csv").is_file():
         raise UserError(f"--profile {args.profile!r} has no results (no data/results/{args.profile}/methods.csv): "
                         f"run make figures PROFILE={args.profile} first")
-    return results_page.main(["--profile", args.profile] + (["--out", args.out] if args.out else [])
-                             + (["--check"] if args.check else []))
+    return results_page.write_page(args.profile, args.out, args.check)
 
 
 def cmd_evaluate(args) -> int:

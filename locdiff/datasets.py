@@ -76,6 +76,12 @@ def embeddings(profile: Profile, progress: bool = True) -> dict:
     return real.load_embeddings(spec, progress=progress)
 
 
+def build_caches(profile: Profile, splits, progress: bool = True) -> None:
+    """Build (or check) the cached splits and embeddings once, before worker processes read them."""
+    embeddings(profile, progress=progress)
+    load(profile, list(splits), progress=progress)
+
+
 def settings_key(profile: Profile, **extra) -> str:
     """JSON of everything that determines a profile's results (all its settings except the name
     and description, the data set's identity, and ``extra``): a stored result is reused only

@@ -26,15 +26,11 @@ from typing import Callable, Iterable
 
 from tqdm.auto import tqdm
 
+from .checks import check_int
+
 __all__ = ["ENV_VAR", "map_runs", "workers_for"]
 
 ENV_VAR = "LOCDIFF_WORKERS"
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0 (0: one process per CPU core); got {value!r}")
-    return value
 
 
 def _on_gpu(profile) -> bool:
@@ -45,7 +41,7 @@ def _on_gpu(profile) -> bool:
 
 def workers_for(profile, n_runs: int) -> int:
     """How many processes train ``n_runs`` independent runs of ``profile`` (see the module text)."""
-    n_runs = _positive_int(n_runs, "n_runs")
+    n_runs = check_int(n_runs, "n_runs", 0)
     env = os.environ.get(ENV_VAR, "").strip()
     if env:
         try:
@@ -54,7 +50,7 @@ def workers_for(profile, n_runs: int) -> int:
             chosen = -1
         if chosen < 1:
             raise ValueError(f"${ENV_VAR} must be an integer >= 1 (processes for independent runs); got {env!r}")
-    elif _positive_int(profile.workers, "workers"):
+    elif check_int(profile.workers, "workers", 0):
         chosen = profile.workers
     else:
         chosen = 1 if _on_gpu(profile) else (os.cpu_count() or 1)
@@ -78,8 +74,7 @@ def map_runs(fn: Callable, items: Iterable, workers: int, desc: str | None = Non
              progress: bool = True) -> list:
     """``[fn(item) for item in items]``, in ``workers`` processes when ``workers`` > 1."""
     items = list(items)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
+    workers = check_int(workers, "workers", 1)
     if workers == 1 or len(items) <= 1:
         return [fn(item) for item in items]
     workers = min(workers, len(items))

@@ -18,7 +18,7 @@ from . import report, seeds
 from .evaluate import results_dir
 from .io import atomic_write
 
-__all__ = ["build", "headline", "page_path", "main"]
+__all__ = ["build", "headline", "page_path", "main", "write_page"]
 
 SPLITS = ("test_iid", "test_uniform", "test_unseen")
 SEED_METRICS = ("acc@25km", "acc@200km", "acc@750km", "acc@2500km", "median_km", "geoscore")
@@ -185,11 +185,17 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="page to write (default docs/results.md)")
     ap.add_argument("--check", action="store_true", help="fail (exit 1) when the page differs from its CSVs")
     a = ap.parse_args(argv)
-    path = Path(a.out) if a.out else page_path()
-    text = build(a.profile)
-    if a.check:
+    return write_page(a.profile, a.out, a.check)
+
+
+def write_page(tag: str = "cpu", out=None, check: bool = False) -> int:
+    """Write the page of ``tag`` to ``out`` (default ``docs/results.md``), or with ``check`` only
+    compare them; returns the exit status (1: the page differs from its CSVs)."""
+    path = Path(out) if out else page_path()
+    text = build(tag)
+    if check:
         same = path.exists() and path.read_text() == text
-        print(f"{path}: {'up to date' if same else 'differs from the CSVs; run python -m locdiff.results_page'}")
+        print(f"{path}: {'up to date' if same else 'differs from the CSVs; run locdiff report'}")
         return 0 if same else 1
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))

@@ -75,12 +75,14 @@ def _train_untuned(profile: Profile) -> None:
         compare.fit_all(profile, others, progress=False)
 
 
-def _phase_one(job) -> None:
-    kind, profile, methods, n_boot = job
-    if kind == "main":          # replicate 0: every method of main_methods, as notebook 04 runs it
-        compare.run(profile, methods=methods, n_boot=n_boot, progress=False)
-    else:
+def _first_phase(job) -> None:
+    """Worker task: replicate 0 (``methods``: every method of the main run), or for a replicate r > 0
+    (``methods`` None) the training that does not wait for the main run's choices."""
+    profile, methods, n_boot = job
+    if methods is None:
         _train_untuned(profile)
+    else:
+        compare.run(profile, methods=methods, n_boot=n_boot, progress=False)
 
 
 def _replicate_run(job) -> None:
@@ -100,29 +102,31 @@ def run(profile: Profile, n_boot: int = 1000, progress: bool = True, main_method
     reps = replicate_profiles(profile)
     workers = parallel.workers_for(profile, len(reps))
     if workers > 1:
-        datasets.embeddings(profile, progress=progress)          # the caches every worker reads
-        datasets.load(profile, ["train", "val", *datasets.test_splits(profile)], progress=progress)
-        parallel.map_runs(_phase_one, [("main", reps[0], main_methods, n_boot)]
-                          + [("train", p, None, n_boot) for p in reps[1:]],
+        datasets.build_caches(profile, ["train", "val", *datasets.test_splits(profile)], progress)
+        parallel.map_runs(_first_phase, [(reps[0], main_methods, n_boot)] + [(p, None, n_boot) for p in reps[1:]],
                           workers, desc="main run and replicates' training", progress=progress)
-        tuning = pd.read_csv(evaluate.results_dir(profile.tag) / "tuning.csv")
-        parallel.map_runs(_replicate_run, [(with_chosen(p, tuning), n_boot) for p in reps[1:]], workers,
-                          desc="replicates' tuned methods and predictions", progress=progress)
-    frames = []
-    for p in reps:
-        if p.replicate == 0:
-            df, _ = compare.run(p, methods=main_methods, n_boot=n_boot, progress=progress)
-        else:
-            tuning = pd.read_csv(evaluate.results_dir(profile.tag) / "tuning.csv")
-            p = with_chosen(p, tuning)
+    frames = [_replicate_frame(reps[0], compare.run(reps[0], methods=main_methods, n_boot=n_boot,
+                                                        progress=progress)[0])]
+    if len(reps) > 1:
+        tuning = pd.read_csv(evaluate.results_dir(profile.tag) / "tuning.csv")    # the main run's choices
+        others = [with_chosen(p, tuning) for p in reps[1:]]
+        if workers > 1:
+            parallel.map_runs(_replicate_run, [(p, n_boot) for p in others], workers,
+                              desc="replicates' tuned methods and predictions", progress=progress)
+        for p in others:
             if progress and workers == 1:
                 print(f"replicate {p.replicate} (train seed {p.train_seed}): {', '.join(p.replicates.methods)}")
             df, _ = compare.run(p, methods=p.replicates.methods, n_boot=n_boot, progress=progress)
-        frames.append(df[df.method.isin(p.replicates.methods)].assign(replicate=p.replicate, train_seed=p.train_seed))
+            frames.append(_replicate_frame(p, df))
     out = pd.concat(frames, ignore_index=True)
     path = evaluate.results_dir(profile.tag) / "replicates.csv"
     atomic_write(path, lambda tmp: out.to_csv(tmp, index=False))
     return out
+
+
+def _replicate_frame(p: Profile, df: pd.DataFrame) -> pd.DataFrame:
+    """A replicate's rows of its replicated methods, tagged with the replicate and its train seed."""
+    return df[df.method.isin(p.replicates.methods)].assign(replicate=p.replicate, train_seed=p.train_seed)
 
 
 def summary(df: pd.DataFrame, split: str, metrics=evaluate.POINT_METRICS) -> pd.DataFrame:
