@@ -30,12 +30,18 @@ def fit_locdiff(ctx: Context, progress: bool = True) -> Fitted:
     """LocDiff (``experiment.fit``) as a method; its guidance scale is chosen on val like the
     generative baselines'. ``predict`` also returns ``field_coeffs``, the mean of its samples."""
     ld, log = experiment.fit(ctx.profile, progress=progress)
+    on_val: dict = {}            # the val predictions of each (guidance, seed): LocDiff-H's tuning reuses them
 
     def predict_with(emb, guidance: float, seed: int = 0) -> dict:
+        if emb is ctx.val_emb and (guidance, seed) in on_val:
+            return on_val[guidance, seed]
         samples = ld.sample(emb, guidance=guidance, seed=seed)
         plat, plon, slat, slon = decode_samples(samples, latent=ld.diffusion.latent)
-        return {"lat": plat[:, 0].numpy().astype(np.float64), "lon": plon[:, 0].numpy().astype(np.float64),
+        out = {"lat": plat[:, 0].numpy().astype(np.float64), "lon": plon[:, 0].numpy().astype(np.float64),
                 "sample_lat": slat.numpy(), "sample_lon": slon.numpy(), "field_coeffs": ld.diffusion.latent.mean_coeffs(samples)}
+        if emb is ctx.val_emb:
+            on_val[guidance, seed] = out
+        return out
 
     rows = [{"guidance": g, **val_score(ctx, lambda e: predict_with(e, g, seed=1))} for g in ctx.settings.guidance]
     g_best, table = choose(rows, "guidance")

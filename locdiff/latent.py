@@ -70,11 +70,13 @@ class Latent:
         return self.to_coeffs(samples.mean(1))
 
 
-def decode_samples(samples: torch.Tensor, k: int = 1, latent: Latent | None = None):
+def decode_samples(samples: torch.Tensor, k: int = 1, latent: Latent | None = None, each: bool = True):
     """Point predictions from latent samples [B, n, D] (of ``latent``; None: the flat latent).
 
     Returns (pred_lat [B, k], pred_lon [B, k], sample_lat [B, n], sample_lon [B, n]), degrees:
-    the k highest modes of the samples' mean field, and every sample decoded."""
+    the k highest modes of the samples' mean field, and every sample decoded (``each``; with
+    ``each=False`` the last two are None: decoding the n samples costs n times the point
+    prediction's decode, most of a prediction's time at L >= 32)."""
     if not isinstance(samples, torch.Tensor) or samples.ndim != 3 or samples.shape[1] < 1:
         got = tuple(samples.shape) if hasattr(samples, "shape") else type(samples).__name__
         raise ValueError(f"samples must be a tensor of shape [B, n, D] (n >= 1 latent samples per image); got {got}")
@@ -85,5 +87,7 @@ def decode_samples(samples: torch.Tensor, k: int = 1, latent: Latent | None = No
     B, n, D = samples.shape
     coeffs = latent.to_coeffs(samples) if latent is not None else samples / LATENT_SCALE
     plat, plon, _ = shdd.decode(coeffs.mean(1), k=k)
+    if not each:
+        return plat, plon, None, None
     slat, slon, _ = shdd.decode(coeffs.reshape(B * n, D))
     return plat, plon, slat.reshape(B, n), slon.reshape(B, n)

@@ -34,7 +34,7 @@ def compute(tmp: Path) -> dict[str, np.ndarray]:
     torch.set_num_threads(1)
     try:
         P = profiles.get("smoke")
-        s = replace(P.locdiff, precision="no", L=8, widths=(64, 32), cond_dim=32, batch_size=32, steps=6,
+        s = replace(P.locdiff, precision="no", dropout=0.3, lr=1e-3, L=8, widths=(64, 32), cond_dim=32, batch_size=32, steps=6,
                     warmup=2, eval_every=3, ema_decay=0.9)
         rng = np.random.default_rng(0)
         n, E = 96, 16
