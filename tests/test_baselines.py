@@ -225,3 +225,49 @@ def test_classification_predicts_cell_probabilities(toy, one_torch_thread):
     out = fitted.predict(toy.emb[:5].cpu().numpy())
     np.testing.assert_allclose(out["cell_prob"].sum(1), 1.0, rtol=1e-5)
     assert out["cell_prob"].shape[1] == len(fitted.cells.keys)
+
+
+class _KnowsX0(torch.nn.Module):
+    """x0-prediction stand-in: row argmax(emb) of a table; the mean row without an image."""
+
+    def __init__(self, table):
+        from types import SimpleNamespace
+
+        super().__init__()
+        self.table = torch.nn.Parameter(table.clone(), requires_grad=False)
+        self.config = SimpleNamespace(embed_dim=len(table))
+
+    def forward(self, x_t, t, emb, drop_cond=None):
+        return self.table.mean(0).expand(len(x_t), -1) if emb is None else self.table[emb.argmax(1)]
+
+
+def test_locdiff_val_predictions_are_computed_once_per_guidance_and_seed(monkeypatch):
+    """LocDiff's guidance choice samples val once per candidate (seed 1); LocDiff-H's tuning asks for
+    the chosen guidance at seed 1 again and gets those predictions back without sampling; another
+    seed or other embeddings sample anew."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from locdiff import compare, experiment
+    from locdiff.diffusion import Diffusion, DiffusionConfig
+    from locdiff.latent import Latent
+    from locdiff.profiles import LocDiffSettings
+
+    rng = np.random.default_rng(3)
+    n, L = 10, 6
+    lat, lon = np.degrees(np.arcsin(rng.uniform(-1, 1, n))), rng.uniform(-180, 180, n)
+    ld = experiment.LocDiff(_KnowsX0(Latent(L).encode(lat, lon)), Diffusion(DiffusionConfig(T=1000), L),
+                            LocDiffSettings(L=L, samples=2, ddim_steps=3))
+    calls, sample = [], ld.sample
+    ld.sample = lambda emb, **kw: (calls.append(kw), sample(emb, **kw))[1]
+    monkeypatch.setattr(experiment, "fit", lambda profile, progress=True: (ld, pd.DataFrame({"time_s": [1.0]})))
+    ctx = SimpleNamespace(profile=None, settings=SimpleNamespace(guidance=(1.0, 2.0)),
+                          val_emb=np.eye(n, dtype=np.float32), val_lat=lat, val_lon=lon)
+    f = compare.fit_locdiff(ctx, progress=False)
+    assert [c["guidance"] for c in calls] == [1.0, 2.0]
+    again = f.predict(ctx.val_emb, seed=1)                       # LocDiff-H's val call
+    assert len(calls) == 2 and set(again) >= {"lat", "lon", "sample_lat", "field_coeffs"}
+    f.predict(ctx.val_emb, seed=0)
+    f.predict(ctx.val_emb.copy(), seed=1)
+    assert len(calls) == 4

@@ -76,3 +76,23 @@ def test_denoising_errors_bad_inputs(kwargs, words):
     with pytest.raises(ValueError) as err:
         experiment.denoising_errors(ld, **args)
     assert all(w in str(err.value) for w in words), str(err.value)
+
+
+def test_point_predictions_alone_match_the_full_prediction(haversine):
+    """decode_each=False skips decoding the samples, not the point rule: the same points, no sample
+    keys; a denoiser that knows x0 puts every point on its truth (haversine oracle), so score's
+    accuracy within 1 km is 100%."""
+    from types import SimpleNamespace
+
+    lat, lon = _points(n=12, seed=2)
+    ld = _locdiff(Latent(L).encode(lat, lon))
+    ld.model.config = SimpleNamespace(embed_dim=len(lat))      # what sample() checks the embeddings against
+    emb = np.eye(len(lat), dtype=np.float32)
+    full = ld.predict(emb, n=3, steps=4, seed=0)
+    points = ld.predict(emb, n=3, steps=4, seed=0, decode_each=False)
+    assert set(points) == {"lat", "lon"} and full["sample_lat"].shape == (len(lat), 3)
+    np.testing.assert_array_equal(points["lat"], full["lat"])
+    np.testing.assert_array_equal(points["lon"], full["lon"])
+    assert haversine(lat, lon, points["lat"], points["lon"]).max() < 1.0
+    assert experiment.score(ld, emb, lat, lon, n=3, steps=4)["acc@1km"] == 100.0
+
