@@ -256,3 +256,18 @@ def coarse_band_errors(profile: Profile, l_max: int = 8, timesteps=(100, 500, 90
             rows.append({"L": L, "t": int(t), "abar": float(g.abar.iloc[0]),
                          "relative": float(g.mse.sum()) / signal, "loss_share": share})
     return pd.DataFrame(rows, columns=["L", "t", "abar", "relative", "loss_share"])
+
+
+def best_vs_base(df: pd.DataFrame, metric: str = "acc@750km") -> pd.DataFrame:
+    """Per group: the variant with the highest ``metric``, the base variant, both values, and whether
+    the best's 95% interval lies wholly above the base's (``separated``)."""
+    rows = []
+    for group, sub in df[df.metric == metric].drop_duplicates(["group", "variant"]).groupby("group", sort=False):
+        best = sub.loc[sub.value.idxmax()]
+        base = sub[sub.base.astype(bool)]
+        if base.empty:
+            continue
+        base = base.iloc[0]
+        rows.append({"group": group, "best variant": best.variant, "best": best.value, "base variant": base.variant,
+                     "base": base.value, "separated": bool(best.ci_low > base.ci_high)})
+    return pd.DataFrame(rows)

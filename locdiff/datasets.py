@@ -90,7 +90,7 @@ def settings_key(profile: Profile, **extra) -> str:
     from dataclasses import asdict
 
     settings = {k: v for k, v in asdict(profile).items() if k not in ("name", "description", "dataset", "codec",
-                                                                        "replicates", "workers")}
+                                                                        "replicates", "workers", "sweep_images")}
     return json.dumps({**settings, **describe(profile), **extra}, sort_keys=True, default=str)
 
 

@@ -242,3 +242,23 @@ def table(df: pd.DataFrame, split: str, metrics=POINT_METRICS, intervals: bool =
     out = sub.pivot(index="method", columns="metric", values="value")
     order = list(dict.fromkeys(df["method"]))
     return out.reindex(index=[m for m in order if m in out.index], columns=[m for m in metrics if m in out.columns])
+
+
+def best_vs_runner_up(df: pd.DataFrame, split: str, metrics=POINT_METRICS) -> pd.DataFrame:
+    """Per metric on one split of a results table: the best method (highest accuracy or GeoScore,
+    lowest error), the runner-up, both values, and whether their 95% intervals separate
+    (best's low end above the runner-up's high end; the reverse for errors)."""
+    if split not in set(df.split):
+        raise ValueError(f"split must be one of {sorted(set(df.split))} (the splits in the results); got {split!r}")
+    rows = []
+    for metric in metrics:
+        sub = df[(df.split == split) & (df.metric == metric)].set_index("method")
+        if len(sub) < 2:
+            continue
+        lower = metric in ("median_km", "mean_km")
+        order = sub.value.sort_values(ascending=lower, kind="stable")
+        best, second = order.index[0], order.index[1]
+        sep = sub.ci_high[best] < sub.ci_low[second] if lower else sub.ci_low[best] > sub.ci_high[second]
+        rows.append({"metric": metric, "best": best, "value": order.iloc[0], "runner-up": second,
+                     "runner-up value": order.iloc[1], "intervals separate": bool(sep)})
+    return pd.DataFrame(rows)

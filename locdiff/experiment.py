@@ -340,3 +340,13 @@ def sampling_speed(ld: LocDiff, emb: np.ndarray, n: int = 16, steps: int = 50, r
         ld.predict(emb, n=n, steps=steps)
         best = min(best, time.perf_counter() - t)
     return len(emb) / best
+
+
+def sampling_sweep(ld: LocDiff, emb, lat, lon, samples=(1, 4, 16), steps=(5, 10, 25, 50),
+                   guidance=(0.0, 1.0, 2.0, 4.0), seed: int = 0) -> pd.DataFrame:
+    """Notebook 03's knobs, one at a time (the others at the settings' values): a ``score`` row per
+    number of samples, DDIM steps and guidance scale, with columns knob and value."""
+    rows = [{"knob": "samples", "value": n, **score(ld, emb, lat, lon, n=n, seed=seed)} for n in samples]
+    rows += [{"knob": "DDIM steps", "value": k, **score(ld, emb, lat, lon, steps=k, seed=seed)} for k in steps]
+    rows += [{"knob": "guidance", "value": w, **score(ld, emb, lat, lon, guidance=w, seed=seed)} for w in guidance]
+    return pd.DataFrame(rows)

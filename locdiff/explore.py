@@ -43,7 +43,7 @@ def show(pipe, lat: float, lon: float, n: int = 16, guidance: float = 1.0, seed:
     ax_t.imshow(tile)
     ax_t.set_title(title or f"tile at {lat:.2f}, {lon:.2f}", fontsize=9)
     ax_t.axis("off")
-    ax = fig.add_subplot(gs[1], projection=plots._projection("robinson"))
+    ax = fig.add_subplot(gs[1], projection=plots.map_projection("robinson"))
     plots.world_map(ax)
     rel = f / f.max()
     plots.plot_field(ax, lat_ax, lon_ax, np.where(rel < 0.05, np.nan, rel), cmap="magma_r", vmin=0, vmax=1,

@@ -438,7 +438,7 @@ class LocDiffPipeline:
 
     def localizability(self, image, radius_km: float = 750.0, **kwargs) -> float:
         """Share (0..1) of the predicted density within ``radius_km`` of its highest mode: near 1 for
-        an image the model can place, near the area share of that disc (~1.4% for 750 km) for an
+        an image the model can place, near the area share of that disc ((1 - cos(r/R))/2, 0.35% for 750 km) for an
         image it cannot place at all."""
         if isinstance(radius_km, bool) or not (isinstance(radius_km, (int, float, np.integer, np.floating))
                                                and 0 < radius_km < np.inf):

@@ -20,7 +20,7 @@ import numpy as np
 
 __all__ = [
     "COLORS", "METHOD_COLORS", "SPLIT_COLORS", "shade_cells", "tile_mosaic", "use_style", "configure_offline", "world_map", "world_maps", "plot_field",
-    "plot_points", "savefig", "figures_dir", "repo_root",
+    "plot_points", "savefig", "figures_dir", "repo_root", "map_projection",
 ]
 
 #: One color per method, used by every notebook (colour-blind-safe palette, Okabe & Ito 2008).
@@ -106,7 +106,8 @@ def savefig(fig, name: str, profile: str = "cpu", formats: tuple[str, ...] = ("p
     return out
 
 
-def _projection(name: str):
+def map_projection(name: str):
+    """The cartopy projection called ``name``: "robinson", "mollweide", "equalearth" or "platecarree"."""
     import cartopy.crs as ccrs
 
     table = {"robinson": ccrs.Robinson, "mollweide": ccrs.Mollweide,
@@ -126,7 +127,7 @@ def world_maps(n: int, ncols: int = 3, panel_size=(3.7, 2.2), projection: str = 
     ncols = min(ncols, n)
     nrows = (n + ncols - 1) // ncols
     fig = plt.figure(figsize=(panel_size[0] * ncols, panel_size[1] * nrows))
-    axes = [fig.add_subplot(nrows, ncols, i + 1, projection=_projection(projection)) for i in range(n)]
+    axes = [fig.add_subplot(nrows, ncols, i + 1, projection=map_projection(projection)) for i in range(n)]
     for ax in axes:
         world_map(ax, **kwargs)
     return fig, axes
@@ -140,7 +141,7 @@ def world_map(ax=None, projection: str = "robinson", figsize=(7.0, 3.8), coastli
     configure_offline()
     if ax is None:
         fig = plt.figure(figsize=figsize)
-        ax = fig.add_subplot(1, 1, 1, projection=_projection(projection))
+        ax = fig.add_subplot(1, 1, 1, projection=map_projection(projection))
     else:
         fig = ax.figure
     ax.set_global()

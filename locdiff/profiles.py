@@ -214,6 +214,7 @@ class Profile:
     ablations: AblationSettings = field(default_factory=AblationSettings)
     replicates: ReplicateSettings = field(default_factory=ReplicateSettings)
     replicate: int = 0             # 0: the main run; r > 0 retrains every method with train_seed (same data, encoder)
+    sweep_images: int = 200        # test images of notebook 03's sampling sweep (a display size: not part of results' keys)
     workers: int = 0               # processes for independent runs (replicates, ablation variants); 0: one per
     # CPU core, 1 on a GPU ($LOCDIFF_WORKERS overrides; locdiff.parallel). Not part of a result's settings.
 
@@ -255,6 +256,7 @@ _PROFILES = {
         ablations=AblationSettings(steps=60, images=100, samples=4, degrees=(4, 8), sample_counts=(1, 4),
                                    groups=ALL_GROUPS, short_steps=60),
         replicates=ReplicateSettings(count=2),
+        sweep_images=30,
     ),
     "cpu": Profile(
         name="cpu",

@@ -159,3 +159,16 @@ def test_coarse_band_errors_against_band_errors_and_closed_form_shares(monkeypat
             assert row.loss_share == pytest.approx(3 / (L + 1))
     with pytest.raises(ValueError, match="l_max must be an integer in"):
         ablations.coarse_band_errors(P, l_max=4)
+
+
+def test_best_vs_base_names_the_best_variant_and_checks_separation():
+    import pandas as pd
+
+    rows = [("degree L", "L = 16", False, 90.0, 88.0, 92.0), ("degree L", "L = 32", True, 93.0, 91.0, 95.0),
+            ("degree L", "L = 64", False, 97.0, 95.5, 98.5), ("dropout", "dropout 0.1", True, 93.0, 91.0, 95.0),
+            ("dropout", "dropout 0", False, 94.0, 92.0, 96.0)]
+    df = pd.DataFrame([{"group": g, "variant": v, "base": b, "metric": "acc@750km", "value": x, "ci_low": lo,
+                        "ci_high": hi} for g, v, b, x, lo, hi in rows])
+    out = ablations.best_vs_base(df).set_index("group")
+    assert out.loc["degree L", "best variant"] == "L = 64" and bool(out.loc["degree L", "separated"])   # 95.5 > 95.0
+    assert out.loc["dropout", "best variant"] == "dropout 0" and not bool(out.loc["dropout", "separated"])

@@ -93,3 +93,22 @@ def test_results_schema_round_trip_and_errors(tmp_path):
         evaluate.check_results(pd.concat([df, df]))
     t = evaluate.table(df, "test_iid", intervals=True)
     assert list(t.columns) == list(evaluate.POINT_METRICS) and t.index.tolist() == ["M"]
+
+
+def _rows(split, metric, values):
+    """Results rows {method: (value, low, high)} for one split and metric."""
+    return [{"split": split, "metric": metric, "method": m, "value": v, "ci_low": lo, "ci_high": hi}
+            for m, (v, lo, hi) in values.items()]
+
+
+def test_best_vs_runner_up_orders_by_direction_and_tests_the_intervals():
+    df = pd.DataFrame(
+        _rows("test_iid", "acc@750km", {"A": (80.0, 78.0, 82.0), "B": (90.0, 88.0, 92.0), "C": (85.0, 83.0, 87.5)})
+        + _rows("test_iid", "median_km", {"A": (40.0, 35.0, 45.0), "B": (60.0, 55.0, 65.0), "C": (42.0, 38.0, 46.0)})
+        + _rows("test_unseen", "acc@750km", {"A": (99.0, 98.0, 100.0), "B": (1.0, 0.0, 2.0)}))
+    out = evaluate.best_vs_runner_up(df, "test_iid", ["acc@750km", "median_km", "geoscore"]).set_index("metric")
+    assert list(out.index) == ["acc@750km", "median_km"]          # geoscore absent: no row
+    assert (out.loc["acc@750km", "best"], out.loc["acc@750km", "runner-up"]) == ("B", "C")
+    assert bool(out.loc["acc@750km", "intervals separate"]) is True     # 88.0 > 87.5
+    assert (out.loc["median_km", "best"], out.loc["median_km", "runner-up"]) == ("A", "C")   # lower is better
+    assert bool(out.loc["median_km", "intervals separate"]) is False    # 45 > 38: overlap

@@ -96,3 +96,16 @@ def test_point_predictions_alone_match_the_full_prediction(haversine):
     assert haversine(lat, lon, points["lat"], points["lon"]).max() < 1.0
     assert experiment.score(ld, emb, lat, lon, n=3, steps=4)["acc@1km"] == 100.0
 
+
+
+def test_sampling_sweep_has_one_scored_row_per_knob_value():
+    """A denoiser that knows x0 is right for every knob value but w = 0 (which ignores the image)."""
+    from types import SimpleNamespace
+
+    lat, lon = _points(n=6, seed=4)
+    ld = _locdiff(Latent(L).encode(lat, lon))
+    ld.model.config = SimpleNamespace(embed_dim=len(lat))
+    out = experiment.sampling_sweep(ld, np.eye(len(lat), dtype=np.float32), lat, lon, samples=(1, 2), steps=(2,),
+                                    guidance=(1.0,))
+    assert list(zip(out.knob, out.value)) == [("samples", 1), ("samples", 2), ("DDIM steps", 2), ("guidance", 1.0)]
+    assert (out["acc@1km"] == 100.0).all()

@@ -419,6 +419,8 @@ AUDIT: list[Row] = [
         lambda: evaluate.read_results("no/such/results.csv"), error=FileNotFoundError, named="no/such/results.csv"),
     Row("evaluate.table", "split", "a split present in the results", lambda: evaluate.table(results(), "test_mars"),
         allowed="one of"),
+    Row("evaluate.best_vs_runner_up", "split", "a split present in the results",
+        lambda: evaluate.best_vs_runner_up(results(), "test_mars"), allowed="one of"),
     # ---- pipeline
     Row("pipeline.LocDiffPipeline.from_pretrained", "path", "None (the shipped weights) or a folder of save_pretrained",
         lambda: pipeline.LocDiffPipeline.from_pretrained("no/such/folder"), error=pipeline.PretrainedError,
