@@ -35,12 +35,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
-figures: $(STAMP)  ## execute every notebook in order with papermill (PROFILE=cpu|smoke|gpu; DATASET=spec.json; REDRAW=1 redraws 06 from its committed CSV); figures land in figures/
+figures: $(STAMP)  ## execute every notebook in order with papermill, streaming each cell's output (PROFILE=cpu|smoke|gpu; DATASET=spec.json; REDRAW=1 redraws 06 from its committed CSV); figures land in figures/
 	@mkdir -p $(EXECUTED)
 	@t0=$$(date +%s); for nb in $(NOTEBOOKS); do \
 	  name=$$(basename $$nb); echo "== $$name (profile $(PROFILE))"; t=$$(date +%s); \
 	  LOCDIFF_PROFILE=$(PROFILE) LOCDIFF_REDRAW=$(REDRAW) $(BIN)/papermill --cwd notebooks -p profile $(PROFILE) $(DATASET_ARG) \
-	    $$nb $(EXECUTED)/$$name --progress-bar || { echo "FAILED: $$name"; exit 1; }; \
+	    $$nb $(EXECUTED)/$$name --log-output --no-progress-bar || { echo "FAILED: $$name"; exit 1; }; \
 	  echo "== $$name took $$(( $$(date +%s) - t )) s"; \
 	done; echo "== all notebooks took $$(( $$(date +%s) - t0 )) s"
 
