@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml
 	  $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1; } || echo "chromium could not be installed: make booktest will fail"; }
 	@touch $(STAMP)
 
-figures: $(STAMP)  ## execute every notebook in order with papermill (PROFILE=cpu|smoke|gpu; DATASET=spec.json; REDRAW=1 redraws 06 from its committed CSV); figures land in figures/
+figures: $(STAMP)  ## execute every notebook in order with papermill, streaming each cell's output (PROFILE=cpu|smoke|gpu; DATASET=spec.json; REDRAW=1 redraws 06 from its committed CSV); figures land in figures/
 	@mkdir -p $(EXECUTED)
 	@t0=$$(date +%s); for nb in $(NOTEBOOKS); do \
 	  name=$$(basename $$nb); echo "== $$name (profile $(PROFILE))"; t=$$(date +%s); \
