@@ -1,8 +1,8 @@
 """Sphinx configuration of the locdiff book (``make book``): the executed notebooks as static HTML.
 
 Built offline from package installs only: Sphinx's bundled Alabaster theme, MyST-NB to read the
-notebooks without executing them, and MathJax 2 served from the copy the PyPI package
-``jupyter-server-mathjax`` ships (``locdiff.book`` copies it to ``_static/mathjax``). No theme,
+notebooks without executing them, and MathJax 3 served from the copy the PyPI package
+``django-static-mathjax`` ships (its ``es5/tex-svg.js``; ``locdiff.book`` copies it to ``_static/mathjax``). No theme,
 font or script is fetched at build or view time.
 """
 project = "locdiff: a reading-group edition of LocDiff"
@@ -18,13 +18,8 @@ html_theme_options = {"font_family": "serif", "head_font_family": "sans-serif", 
                       "description": "Image geolocalization by diffusion in spherical-harmonic space",
                       "github_button": False, "show_powered_by": False}
 html_static_path = ["_static"]
-mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
+mathjax_path = "mathjax/tex-svg.js"         # MathJax 3, SVG output: no web fonts to load
 html_use_index = False
 html_copy_source = False
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 suppress_warnings = ["myst.header", "mystnb.unknown_mime_type"]
-# the MathJax copy of jupyter-server-mathjax ships the STIX-Web web fonts only (not MathJax's TeX fonts)
-mathjax2_config = {"HTML-CSS": {"availableFonts": ["STIX-Web"], "preferredFont": "STIX-Web", "webFont": "STIX-Web",
-                                "imageFont": None}, "messageStyle": "none",
-                   "tex2jax": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]], "processEscapes": True}}
-myst_update_mathjax = False        # MyST would set a MathJax 3 configuration object, which stops MathJax 2 loading its config

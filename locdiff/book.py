@@ -2,7 +2,7 @@
 
 ``build(profile)`` stages ``book/`` (configuration, landing page, teachers' page) and the executed
 notebooks of ``build/notebooks/<profile>`` (written by ``make figures``) in a scratch folder,
-copies MathJax 2 from the PyPI package ``jupyter-server-mathjax`` into its ``_static/mathjax``,
+copies MathJax 3 (``es5``, from the PyPI package ``django-static-mathjax``) into its ``_static/mathjax``,
 and runs Sphinx's HTML builder into ``build/book/<profile>/html``. Nothing is fetched from the
 network, at build or at view time (``tests/test_book.py`` opens every page in headless Chromium
 with the network blocked).
@@ -23,12 +23,13 @@ NOTEBOOKS = ("00_data", "01_shdd", "02_train", "03_sampling", "04_baselines", "0
 
 
 def mathjax_dir() -> Path:
-    """The MathJax 2 folder shipped by ``jupyter-server-mathjax`` (holds MathJax.js)."""
-    import jupyter_server_mathjax
+    """MathJax 3's browser bundles as shipped by the PyPI package ``django-static-mathjax`` (module
+    ``mathjax``; only its ``es5`` folder is used: ``tex-svg.js`` draws glyphs as SVG, no web fonts)."""
+    import mathjax
 
-    path = Path(jupyter_server_mathjax.__file__).parent / "static"
-    if not (path / "MathJax.js").exists():
-        raise FileNotFoundError(f"MathJax.js not found in {path}: reinstall jupyter-server-mathjax")
+    path = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    if not (path / "tex-svg.js").exists():
+        raise FileNotFoundError(f"tex-svg.js not found in {path}: reinstall django-static-mathjax")
     return path
 
 

@@ -22,12 +22,10 @@ pytestmark = pytest.mark.book
 
 EXECUTED = plots.repo_root() / "build" / "notebooks" / "smoke"
 RAW_MATH = re.compile(r"(?<![\\\w])\$[^$\s][^$\n]*\$|\$\$")
-WAIT_MATHJAX = """() => new Promise(resolve => {
-  if (!(window.MathJax && MathJax.Hub)) { resolve(false); return; }
-  MathJax.Hub.Queue(() => resolve(true));
-})"""
+WAIT_MATHJAX = """() => (window.MathJax && MathJax.startup && MathJax.startup.promise)
+  ? MathJax.startup.promise.then(() => true) : false"""
 PROSE_TEXT = """() => { const b = document.body.cloneNode(true);
-  b.querySelectorAll('pre, code, script, style, .MathJax, .MathJax_Preview, .math, .highlight, .output')
+  b.querySelectorAll('pre, code, script, style, mjx-container, .math, .highlight, .output')
    .forEach(e => e.remove());
   return b.innerText; }"""
 
@@ -117,10 +115,9 @@ def test_every_page_loads_offline_with_rendered_maths_images_and_links(site):
                 assert page.evaluate(WAIT_MATHJAX), f"{html.name}: MathJax did not load"
                 maths_pages += 1
             found = []
-            if has_math and page.evaluate("() => document.querySelectorAll('.MathJax_Error, merror').length"):
+            if has_math and page.evaluate("() => document.querySelectorAll('mjx-merror, [data-mjx-error]').length"):
                 found.append("MathJax error nodes")
-            if has_math and not page.evaluate("() => document.querySelectorAll('.MathJax, .MathJax_Display, "
-                                              "mjx-container, .MathJax_CHTML, .MathJax_SVG').length"):
+            if has_math and not page.evaluate("() => document.querySelectorAll('mjx-container svg').length"):
                 found.append("maths not rendered")
             raw = RAW_MATH.findall(page.evaluate(PROSE_TEXT))
             if raw:
