@@ -9,6 +9,8 @@ REDRAW ?=
 # The torch wheel installed first. 2.13.0 is a CPU build where a local wheel lies on disk;
 # set TORCH=torch (or your own spec) for a CUDA build on a GPU machine.
 TORCH ?= torch==2.13.0
+# apt-get runs as is when we are root, else through sudo (the book's browser test needs Chromium)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 STAMP := $(VENV)/.locdiff-installed
 # DATASET=path/to/spec.json runs the notebooks that take a real data set (02, 03, 04, 06) on it.
 DATASET ?=
@@ -22,7 +24,7 @@ EXECUTED := build/notebooks/$(PROFILE)-$(basename $(notdir $(DATASET)))
 DATASET_ARG := -p dataset $(abspath $(DATASET))
 endif
 
-.PHONY: help setup figures test unit unit-fast nbtest lab bench gpu-check gpu-wheels weights clean
+.PHONY: help setup figures test unit unit-fast nbtest booktest book lab bench gpu-check gpu-wheels weights clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +35,9 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { echo "installing chromium (Debian) for the book's browser test"; \
+	  $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q >/dev/null 2>&1 && \
+	  $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1; } || echo "chromium could not be installed: make booktest will fail"; }
 	@touch $(STAMP)
 
 figures: $(STAMP)  ## execute every notebook in order with papermill, streaming each cell's output (PROFILE=cpu|smoke|gpu; DATASET=spec.json; REDRAW=1 redraws 06 from its committed CSV); figures land in figures/
@@ -44,16 +49,22 @@ figures: $(STAMP)  ## execute every notebook in order with papermill, streaming 
 	  echo "== $$name took $$(( $$(date +%s) - t )) s"; \
 	done; echo "== all notebooks took $$(( $$(date +%s) - t0 )) s"
 
-test: unit nbtest  ## unit tests (pytest) and every notebook through nbval with the smoke profile
+test: unit nbtest booktest  ## unit tests, every notebook (exercises included) on the smoke profile, the book in a browser
 
 unit: $(STAMP)  ## unit tests only
-	$(BIN)/python -m pytest tests -q -n auto --dist loadfile
+	$(BIN)/python -m pytest tests -q -n auto --dist loadfile -m "not book"
 
 unit-fast: $(STAMP)  ## unit tests without the slow ones (multi-process, signal, offline, dry runs): a quick local loop
-	$(BIN)/python -m pytest tests -q -n auto --dist loadfile -m "not slow"
+	$(BIN)/python -m pytest tests -q -n auto --dist loadfile -m "not slow and not book"
 
-nbtest: $(STAMP)  ## every notebook through nbval (smoke profile)
-	cd notebooks && LOCDIFF_PROFILE=smoke ../$(BIN)/python -m pytest --nbval-lax -q -p no:cacheprovider $(notdir $(NOTEBOOKS))
+nbtest: $(STAMP)  ## execute every notebook with the smoke profile (fails on any error); kept in build/notebooks/smoke
+	@$(MAKE) --no-print-directory figures PROFILE=smoke DATASET=
+
+booktest: $(STAMP)  ## build the book from the smoke notebooks (make nbtest) and open every page in headless Chromium
+	$(BIN)/python -m pytest tests/test_book.py -q -m book -p no:cacheprovider
+
+book: $(STAMP)  ## the executed notebooks of PROFILE (make figures) as a static HTML site: build/book/PROFILE/html/index.html
+	$(BIN)/python -m locdiff.book --profile $(PROFILE)
 
 lab: $(STAMP)  ## JupyterLab on the notebooks
 	$(BIN)/jupyter lab notebooks
