@@ -36,6 +36,7 @@ from .io import atomic_write
 RESULT_COLUMNS = ("profile", "method", "split", "metric", "value", "ci_low", "ci_high", "n_images",
                   "train_seconds", "predict_seconds")
 POINT_METRICS = tuple(f"acc@{t:g}km" for t in geo.THRESHOLDS_KM) + ("median_km", "mean_km", "geoscore")
+LOWER_IS_BETTER = ("median_km", "mean_km")      # errors; every other point metric is better higher
 GENERATIVE_METRICS = ("coverage@200km", "precision", "recall")
 TEST_SPLITS = ("test_iid", "test_uniform", "test_unseen")
 
@@ -255,7 +256,7 @@ def best_vs_runner_up(df: pd.DataFrame, split: str, metrics=POINT_METRICS) -> pd
         sub = df[(df.split == split) & (df.metric == metric)].set_index("method")
         if len(sub) < 2:
             continue
-        lower = metric in ("median_km", "mean_km")
+        lower = metric in LOWER_IS_BETTER
         order = sub.value.sort_values(ascending=lower, kind="stable")
         best, second = order.index[0], order.index[1]
         sep = sub.ci_high[best] < sub.ci_low[second] if lower else sub.ci_low[best] > sub.ci_high[second]

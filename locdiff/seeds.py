@@ -23,7 +23,7 @@ from . import compare, datasets, evaluate, experiment, parallel
 from .io import atomic_write
 from .profiles import Profile
 
-LOWER_IS_BETTER = ("median_km", "mean_km")
+LOWER_IS_BETTER = evaluate.LOWER_IS_BETTER
 
 
 def _sign(metric: str) -> float:
