@@ -271,3 +271,20 @@ def best_vs_base(df: pd.DataFrame, metric: str = "acc@750km") -> pd.DataFrame:
         rows.append({"group": group, "best variant": best.variant, "best": best.value, "base variant": base.variant,
                      "base": base.value, "separated": bool(best.ci_low > base.ci_high)})
     return pd.DataFrame(rows)
+
+
+def degree_verdict(coarse: pd.DataFrame, metrics: pd.DataFrame, degrees) -> str:
+    """One sentence on the two largest degrees of the sweep: acc@200km and coverage@200km from the
+    lower to the top degree (``metrics``: index "L = <L>", those columns), and whether the coarse-band
+    error (``coarse_band_errors``) is higher at the top degree at every t, with the range of the ratio."""
+    if len(degrees) < 2:
+        raise ValueError(f"degrees must hold at least two degrees; got {list(degrees)}")
+    top, below = max(degrees), sorted(degrees)[-2]
+    r = coarse.pivot_table(index="t", columns="L", values="relative")
+    c = metrics
+    ratio = r[top] / r[below]
+    return (f"L = {below} -> {top}: acc@200km {c.loc[f'L = {below}', 'acc@200km']:.1f} -> "
+            f"{c.loc[f'L = {top}', 'acc@200km']:.1f}%, coverage@200km {c.loc[f'L = {below}', 'coverage@200km']:.1f}"
+            f" -> {c.loc[f'L = {top}', 'coverage@200km']:.1f}%; coarse-band error "
+            f"{'higher' if (ratio > 1).all() else 'not higher'} at L = {top} at every t "
+            f"(ratio {ratio.min():.1f}-{ratio.max():.1f}x)")

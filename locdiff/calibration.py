@@ -147,3 +147,21 @@ def sample_spread_km(sample_lat, sample_lon) -> np.ndarray:
     cos = (S @ S.transpose(1, 2)).clamp(-1, 1)
     n = S.shape[1]
     return (geo.EARTH_RADIUS_KM * torch.arccos(cos)).sum((1, 2)).numpy() / max(n * (n - 1), 1)
+
+
+def spread_by_outcome(sample_lat, sample_lon, err_km, radius_km: float = 200.0):
+    """Does the sample spread tell a hit from a miss? The share of images (%) within ``radius_km``
+    of the truth and beyond it, and the median ``sample_spread_km`` of each group (NaN if empty).
+    sample_* [B, n] degrees, err_km [B] the point prediction's error."""
+    import pandas as pd
+
+    err_km = np.asarray(err_km, np.float64)
+    if not (np.isfinite(radius_km) and radius_km > 0):
+        raise ValueError(f"radius_km must be a finite distance > 0 km; got {radius_km!r}")
+    spread = sample_spread_km(sample_lat, sample_lon)
+    if spread.shape != err_km.shape:
+        raise ValueError(f"err_km must hold one error per image ({len(spread)}); got shape {err_km.shape}")
+    hit = err_km <= radius_km
+    med = [float(np.median(spread[m])) if m.any() else float("nan") for m in (hit, ~hit)]
+    return pd.DataFrame({"tiles (%)": [100 * hit.mean(), 100 * (~hit).mean()], "median sample spread (km)": med},
+                        index=[f"within {radius_km:g} km", f"beyond {radius_km:g} km"])

@@ -256,6 +256,21 @@ def nearest_neighbour_check(embeddings: dict, splits: dict, test_splits=("test_i
     return pd.DataFrame(rows)
 
 
+def nearest_neighbour_summary(check: pd.DataFrame, split: str = "test_iid", unseen: str = "test_unseen") -> str:
+    """Three sentences from ``nearest_neighbour_check``'s table: 1-NN against the train mean at 750
+    and 2500 km on ``split`` (the embeddings carry location when 1-NN is far ahead), and 1-NN's
+    median error on ``unseen`` against ``split`` (how much the held-out cells cost)."""
+    have = set(check.split)
+    if split not in have or unseen not in have:
+        raise ValueError(f"split and unseen must be splits of the table ({sorted(have)}); got {split!r}, {unseen!r}")
+    a, u = check[check.split == split].set_index("rule"), check[check.split == unseen].set_index("rule")
+    lines = [f"{split} {t}: 1-NN {a.loc['1-NN', t]:.1f}% vs train mean {a.loc['train mean', t]:.1f}%"
+             f"  (difference {a.loc['1-NN', t] - a.loc['train mean', t]:+.1f} points)" for t in ("acc@750km", "acc@2500km")]
+    lines.append(f"{unseen} median error: 1-NN {u.loc['1-NN', 'median_km']:.0f} km vs {split} "
+                 f"{a.loc['1-NN', 'median_km']:.0f} km")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- caching
 def _key(data_settings: DataSettings, settings: EncoderSettings, seed: int) -> str:
     blob = json.dumps({"data": asdict(data_settings), "encoder": asdict(settings), "seed": seed,

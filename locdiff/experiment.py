@@ -131,6 +131,25 @@ def score(ld: LocDiff, emb: np.ndarray, lat: np.ndarray, lon: np.ndarray, **kwar
     return geo.summarize(geo.distance_km(lat, lon, pred["lat"], pred["lon"]))
 
 
+#: The columns of a notebook's accuracy table.
+SCORE_COLUMNS = ["acc@25km", "acc@200km", "acc@750km", "acc@2500km", "median_km"]
+
+
+def score_table(models: dict, emb, lat, lon, samplers: dict | None = None, seed: int = 0) -> pd.DataFrame:
+    """``score`` of each model {name: LocDiff} on the same tiles, ``SCORE_COLUMNS`` only.
+
+    ``samplers``: {label: DDIM steps, None for the model's own chain}; when given, one row per
+    (model, label) under a two-level index, else one row per model."""
+    if not models:
+        raise ValueError("models must hold at least one trained LocDiff")
+    if samplers is None:
+        rows = {name: score(m, emb, lat, lon, seed=seed) for name, m in models.items()}
+    else:
+        rows = {(name, label): score(m, emb, lat, lon, steps=steps, seed=seed)
+                for name, m in models.items() for label, steps in samplers.items()}
+    return pd.DataFrame(rows).T[SCORE_COLUMNS]
+
+
 DENOISING_TIMESTEPS = (0, 100, 250, 500, 750, 900, 999)
 
 

@@ -81,3 +81,25 @@ def nearest_other_km(lat, lon, ref_lat, ref_lon, exclude_km: float | None = 25.0
 
 
 __all__ = ["kernel", "merge_distance_km", "nearest_other_km"]
+
+
+def crowding_table(lat, lon, train_lat, train_lon, errors: dict, L: int, radius_km: float = 25.0):
+    """Fine accuracy against how crowded the training set is around each test point.
+
+    Test points (degrees) are binned by ``nearest_other_km`` to the training locations, with edges
+    0, 100, 300 km, ``merge_distance_km(L)`` and ∞ (sorted, duplicates dropped); per bin: the number
+    of tiles and, per method of ``errors`` {method: error km [N]}, the share (%) within ``radius_km``.
+    Beyond the merge distance a decoded peak cannot mix two training places."""
+    import pandas as pd
+
+    other = nearest_other_km(lat, lon, train_lat, train_lon)
+    for m, e in errors.items():
+        if np.shape(e) != other.shape:
+            raise ValueError(f"errors[{m!r}] must hold one error per test point ({len(other)}); got {np.shape(e)}")
+    bins = sorted({0.0, 100.0, 300.0, float(merge_distance_km(L)), np.inf})
+    crowd = pd.Series(pd.cut(other, bins, include_lowest=True))
+    cols = {"tiles": crowd.value_counts(sort=False).values}
+    for m, e in errors.items():
+        cols[f"{m} acc@{radius_km:g}km (%)"] = pd.Series(100.0 * (np.asarray(e) <= radius_km)).groupby(
+            crowd, observed=False).mean().values
+    return pd.DataFrame(cols, index=crowd.cat.categories.astype(str))

@@ -113,3 +113,25 @@ def noisy_latent_errors(L: int, lat, lon, timesteps, config: DiffusionConfig | N
         rows.append({"t": int(t), "abar": abar, "location_snr": float(location_snr(torch.tensor(abar), L)),
                      "median_km": float(np.median(dist)), "acc@750km": float(np.mean(dist <= 750))})
     return pd.DataFrame(rows)
+
+
+#: The timesteps of notebook 02's noisy-latent diagnosis: dense where ᾱ_t falls fastest.
+DIAGNOSIS_TIMESTEPS = (0, 200, 400, 600, 700, 800, 850, 900, 925, 950, 975, 990, 999)
+
+
+def noisy_latent_cases(cases: dict, lat, lon, timesteps=DIAGNOSIS_TIMESTEPS, seed: int = 0) -> pd.DataFrame:
+    """``noisy_latent_errors`` for each case {name: (L, schedule_shift)}, stacked, with columns
+    ``case`` (the name) and ``n_points`` (len(lat)) added."""
+    if not cases:
+        raise ValueError("cases must name at least one (L, schedule_shift) pair")
+    return pd.concat([noisy_latent_errors(L, lat, lon, timesteps, DiffusionConfig(schedule_shift=shift), seed=seed)
+                      .assign(case=name, n_points=len(np.atleast_1d(lat)))
+                      for name, (L, shift) in cases.items()], ignore_index=True)
+
+
+def band_error_table(models: dict, emb, lat, lon, timesteps, seed: int = 0, by: str = "run") -> pd.DataFrame:
+    """``band_errors`` of each model {name: LocDiff} on the same tiles, stacked, the name in column ``by``."""
+    if not models:
+        raise ValueError("models must hold at least one trained LocDiff")
+    return pd.concat([band_errors(m, emb, lat, lon, timesteps, seed=seed).assign(**{by: name})
+                      for name, m in models.items()], ignore_index=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import geo, plots
+from .. import geo, plots
 
 __all__ = ["tile_map_grid", "samples_maps", "prediction_maps", "ambiguous_tiles"]
 
