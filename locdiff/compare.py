@@ -125,14 +125,16 @@ def run(profile: Profile, methods=METHODS, splits=None, n_boot: int = 1000, reus
     tuned = [f.tuning.assign(method=name) for name, f in fitted.items() if len(f.tuning)]
     tuning = pd.concat(tuned, ignore_index=True) if tuned else pd.DataFrame(columns=["method"])
     atomic_write(tuning_csv, lambda tmp: tuning.to_csv(tmp, index=False))
-    _write_cache(preds, cache, manifest, key)
+    _write_cache(preds, cache, manifest, key, csv)
     return df, preds
 
 
 def _read_cache(csv: Path, cache: Path, manifest: Path, key: str, progress: bool):
     """(results, predictions) from a results CSV and a prediction cache of the same settings ``key``
-    whose checksum holds; None (recompute) otherwise."""
-    problem, meta = cache_problem(manifest, {cache.name: cache}, "no cached predictions")
+    whose checksums hold; None (recompute) otherwise. The manifest holds the CSV's checksum too, so a
+    results CSV written by another run (other settings, another checkout) is never paired with
+    these predictions."""
+    problem, meta = cache_problem(manifest, {cache.name: cache, _csv_entry(csv): csv}, "no cached predictions")
     if problem is None and meta.get("key") == key:
         with np.load(cache, allow_pickle=False) as z:
             preds = {}
@@ -145,11 +147,17 @@ def _read_cache(csv: Path, cache: Path, manifest: Path, key: str, progress: bool
     return None
 
 
-def _write_cache(preds: dict, cache: Path, manifest: Path, key: str) -> None:
-    """The predictions as one .npz (keys "method|split|field") and its manifest (settings key, SHA-256)."""
+def _csv_entry(csv: Path) -> str:
+    return f"results/{csv.parent.name}/{csv.name}"
+
+
+def _write_cache(preds: dict, cache: Path, manifest: Path, key: str, csv: Path) -> None:
+    """The predictions as one .npz (keys "method|split|field") and its manifest: the settings key and
+    the SHA-256 of the predictions and of the results CSV written from them."""
     arrays = {"|".join((m, s, k)): v for (m, s), p in preds.items() for k, v in p.items()}
     atomic_write(cache, lambda tmp: savez(tmp, compressed=False, **arrays))
-    atomic_write(manifest, lambda tmp: Path(tmp).write_text(json.dumps({"key": key, "sha256": {cache.name: sha256(cache)}})))
+    sums = {cache.name: sha256(cache), _csv_entry(csv): sha256(csv)}
+    atomic_write(manifest, lambda tmp: Path(tmp).write_text(json.dumps({"key": key, "sha256": sums})))
 
 
 def lr_search(profile: Profile, candidates=(1e-3, 3e-4), progress: bool = True) -> pd.DataFrame:

@@ -422,3 +422,27 @@ def test_decode_refuses_a_field_without_a_mode(coeffs):
         shdd.decode(coeffs)
     with pytest.raises(ValueError, match="coeffs row 1 is a constant field"):
         shdd.decode(torch.stack([shdd.encode(0.0, 0.0, 4).float(), coeffs]), k=2)
+
+
+def test_compare_cache_never_pairs_predictions_with_another_runs_results(tmp_path):
+    """The prediction cache's manifest holds the results CSV's checksum: a methods.csv written by
+    another run (other settings, left over in the folder) makes the cache stale instead of being
+    read back beside predictions it was not computed from."""
+    import numpy as np
+
+    from locdiff import compare, evaluate
+
+    row = {"profile": "p", "method": "LocDiff", "split": "test_iid", "metric": "acc@25km", "value": 40.0,
+           "ci_low": 38.0, "ci_high": 42.0, "n_images": 10, "train_seconds": 1.0, "predict_seconds": 1.0}
+    out = tmp_path / "results" / "p"
+    out.mkdir(parents=True)
+    csv, cache = out / "methods.csv", tmp_path / "predictions-p.npz"
+    manifest = cache.with_suffix(".json")
+    evaluate.write_results([row], csv)
+    preds = {("LocDiff", "test_iid"): {"lat": np.zeros(3), "lon": np.ones(3)}}
+    compare._write_cache(preds, cache, manifest, "key", csv)
+    res, got = compare._read_cache(csv, cache, manifest, "key", progress=False)
+    assert res.value.tolist() == [40.0] and got[("LocDiff", "test_iid")]["lon"].tolist() == [1.0, 1.0, 1.0]
+    assert compare._read_cache(csv, cache, manifest, "other key", progress=False) is None
+    evaluate.write_results([{**row, "value": 94.0}], csv)          # another run's results in the same place
+    assert compare._read_cache(csv, cache, manifest, "key", progress=False) is None
