@@ -24,7 +24,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import datasets, evaluate, experiment, shdd
-from .io import atomic_write
+from .io import atomic_write, sha256
 from .profiles import Profile
 
 ABLATION_COLUMNS = ("group", "variant", "base") + evaluate.RESULT_COLUMNS
@@ -102,13 +102,16 @@ def _is_base(profile: Profile, changes: dict) -> bool:
     return all(getattr(profile.locdiff, k) == v for k, v in changes.items())
 
 
-def _stored_key(key_path) -> str | None:
-    """The settings key stored beside a results CSV; None when missing or unreadable (recompute)."""
+def _stored_key(key_path, csv) -> str | None:
+    """The settings key stored for a results CSV; None (recompute) when the key file is missing or
+    unreadable, or when its checksum is not the CSV's (another run's CSV, a checkout of another commit)."""
     try:
         meta = json.loads(key_path.read_text())
+        if not isinstance(meta, dict) or meta.get("sha256") != sha256(csv):
+            return None
     except (OSError, ValueError):
         return None
-    return meta.get("key") if isinstance(meta, dict) else None
+    return meta.get("key")
 
 
 REDRAW_VAR = "LOCDIFF_REDRAW"
@@ -118,8 +121,8 @@ def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int
     """Train (or reuse) every variant, score it, write ``data/results/<profile>/ablations.csv``.
 
     The CSV is reused only when this machine computed it with the same settings: the settings key
-    lies in the (git-ignored) cache folder, ``ablations-<profile>.json``, so a fresh clone
-    recomputes every number. Redrawing from the committed CSV without training is an explicit
+    and the CSV's SHA-256 lie in the (git-ignored) cache folder, ``ablations-<profile>.json``, so a
+    fresh clone, or a CSV replaced since (another commit's), recomputes every number. Redrawing from the committed CSV without training is an explicit
     choice: ``LOCDIFF_REDRAW=1`` (``make figures REDRAW=1``)."""
     from .data.bluemarble import cache_dir
 
@@ -130,7 +133,7 @@ def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int
     if redraw and not path.exists():
         raise FileNotFoundError(f"{REDRAW_VAR}=1 redraws from the committed {path}, which does not exist; unset it "
                                 f"to compute the ablations")
-    if reuse and path.exists() and (redraw or _stored_key(key_path) == key):
+    if reuse and path.exists() and (redraw or _stored_key(key_path, path) == key):
         try:
             df = pd.read_csv(path)
         except (ValueError, OSError, UnicodeDecodeError):              # damaged: recompute
@@ -168,7 +171,7 @@ def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int
     df = pd.DataFrame(rows, columns=list(ABLATION_COLUMNS))
     evaluate.check_results(df[list(evaluate.RESULT_COLUMNS)].assign(method=df.group + ": " + df.variant))
     atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
-    atomic_write(key_path, lambda tmp: Path(tmp).write_text(json.dumps({"key": key}, indent=1)))
+    atomic_write(key_path, lambda tmp: Path(tmp).write_text(json.dumps({"key": key, "sha256": sha256(path)}, indent=1)))
     return df
 
 

@@ -48,8 +48,9 @@ def test_build_rejects_unknown_arch_and_methods():
 
 def test_results_are_reused_only_for_the_same_settings(tmp_path, monkeypatch):
     """ablations.run returns a stored CSV only when the settings key this machine stored (in the
-    cache folder) matches the profile's; a changed setting (here the training steps) or a CSV
-    without a key here (a fresh clone's committed CSV) recomputes, unless LOCDIFF_REDRAW=1."""
+    cache folder) matches the profile's and its checksum is the CSV's; a changed setting (here the
+    training steps), a CSV replaced since (another run's), or a CSV without a key here (a fresh clone's
+    committed CSV) recomputes, unless LOCDIFF_REDRAW=1."""
     import json
     from dataclasses import replace
 
@@ -68,7 +69,9 @@ def test_results_are_reused_only_for_the_same_settings(tmp_path, monkeypatch):
     stored.to_csv(out / "ablations.csv", index=False)
     key_path = tmp_path / "cache" / "ablations-smoke.json"
     key_path.parent.mkdir()
-    key_path.write_text(json.dumps({"key": datasets.settings_key(P, n_boot=1000)}))
+    from locdiff.io import sha256
+
+    key_path.write_text(json.dumps({"key": datasets.settings_key(P, n_boot=1000), "sha256": sha256(out / "ablations.csv")}))
 
     class Recomputed(Exception):
         pass
@@ -81,6 +84,11 @@ def test_results_are_reused_only_for_the_same_settings(tmp_path, monkeypatch):
     assert datasets.settings_key(changed) != datasets.settings_key(P)
     with pytest.raises(Recomputed):
         ablations.run(changed)                                            # other settings: recomputed
+    stored.assign(value=1).to_csv(out / "ablations.csv", index=False)
+    with pytest.raises(Recomputed):
+        ablations.run(P)                                                  # another run's CSV: recomputed
+    stored.to_csv(out / "ablations.csv", index=False)
+    assert len(ablations.run(P)) == len(groups)                          # the CSV the key was stored for
     key_path.unlink()
     with pytest.raises(Recomputed):
         ablations.run(P)                                                  # no key here: recomputed
@@ -118,6 +126,9 @@ def test_run_writes_the_settings_key_it_is_reused_with(tmp_path, monkeypatch):
     df = ablations.run(P, n_boot=20, progress=False)
     written = json.loads((tmp_path / "cache" / "ablations-smoke.json").read_text())
     assert written["key"] == datasets.settings_key(P, n_boot=20)
+    from locdiff.io import sha256
+
+    assert written["sha256"] == sha256(tmp_path / "data" / "results" / "smoke" / "ablations.csv")
 
     def refuse(*a, **k):
         raise AssertionError("recomputed although the settings did not change")
