@@ -121,8 +121,8 @@ def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int
     """Train (or reuse) every variant, score it, write ``data/results/<profile>/ablations.csv``.
 
     The CSV is reused only when this machine computed it with the same settings: the settings key
-    and the CSV's SHA-256 lie in the (git-ignored) cache folder, ``ablations-<profile>.json``, so a
-    fresh clone, or a CSV replaced since (another commit's), recomputes every number. Redrawing from the committed CSV without training is an explicit
+    and the CSV's SHA-256 lie in the (git-ignored) cache folder, ``ablations-<profile>.json``, so
+    a fresh clone, or a CSV replaced since (another commit's), recomputes every number. Redrawing from the committed CSV without training is an explicit
     choice: ``LOCDIFF_REDRAW=1`` (``make figures REDRAW=1``)."""
     from .data.bluemarble import cache_dir
 
@@ -199,8 +199,9 @@ def table(df: pd.DataFrame, metrics=("acc@200km", "acc@750km", "acc@2500km", "me
     return out[[m for m in metrics if m in out.columns]]
 
 
-def plot(df: pd.DataFrame, metric: str = "acc@750km"):
-    """One panel per group: ``metric`` per variant with its 95% interval; the base in a darker colour."""
+def plot(df: pd.DataFrame, metric: str = "acc@750km", title: str | None = None):
+    """One panel per group: ``metric`` per variant with its 95% interval; the base in a darker colour;
+    ``title`` above the panels."""
     import matplotlib.pyplot as plt
 
     from .plots import METHOD_COLORS
@@ -222,6 +223,8 @@ def plot(df: pd.DataFrame, metric: str = "acc@750km"):
     for ax in axes.ravel()[len(groups):]:
         ax.axis("off")
     fig.tight_layout()
+    if title:
+        fig.suptitle(title, y=1.02)
     return fig
 
 
@@ -280,10 +283,15 @@ def degree_verdict(coarse: pd.DataFrame, metrics: pd.DataFrame, degrees) -> str:
     """One sentence on the two largest degrees of the sweep: acc@200km and coverage@200km from the
     lower to the top degree (``metrics``: index "L = <L>", those columns), and whether the coarse-band
     error (``coarse_band_errors``) is higher at the top degree at every t, with the range of the ratio."""
-    if len(degrees) < 2:
-        raise ValueError(f"degrees must hold at least two degrees; got {list(degrees)}")
-    top, below = max(degrees), sorted(degrees)[-2]
+    distinct = sorted(set(degrees))
+    if len(distinct) < 2:
+        raise ValueError(f"degrees must hold at least two distinct degrees; got {list(degrees)}")
+    top, below = distinct[-1], distinct[-2]
     r = coarse.pivot_table(index="t", columns="L", values="relative")
+    for L in (below, top):
+        if L not in r.columns or f"L = {L}" not in metrics.index:
+            raise ValueError(f"degrees must be degrees of both tables; L = {L} is missing from "
+                             f"{'coarse' if L not in r.columns else 'metrics'}")
     c = metrics
     ratio = r[top] / r[below]
     return (f"L = {below} -> {top}: acc@200km {c.loc[f'L = {below}', 'acc@200km']:.1f} -> "

@@ -161,6 +161,8 @@ def spread_by_outcome(sample_lat, sample_lon, err_km, radius_km: float = 200.0):
     spread = sample_spread_km(sample_lat, sample_lon)
     if spread.shape != err_km.shape:
         raise ValueError(f"err_km must hold one error per image ({len(spread)}); got shape {err_km.shape}")
+    if not bool(np.all(np.isfinite(err_km) & (err_km >= 0))):
+        raise ValueError("err_km must hold finite distances >= 0 km; got NaN, inf or negative values")
     hit = err_km <= radius_km
     med = [float(np.median(spread[m])) if m.any() else float("nan") for m in (hit, ~hit)]
     return pd.DataFrame({"tiles (%)": [100 * hit.mean(), 100 * (~hit).mean()], "median sample spread (km)": med},

@@ -136,12 +136,15 @@ SCORE_COLUMNS = ["acc@25km", "acc@200km", "acc@750km", "acc@2500km", "median_km"
 
 
 def score_table(models: dict, emb, lat, lon, samplers: dict | None = None, seed: int = 0) -> pd.DataFrame:
-    """``score`` of each model {name: LocDiff} on the same tiles, ``SCORE_COLUMNS`` only.
+    """``score`` of each model {name: LocDiff} on the same tiles (emb [N, E], lat / lon [N] in
+    degrees): ``SCORE_COLUMNS`` only, accuracies in %, the median error in km.
 
     ``samplers``: {label: DDIM steps, None for the model's own chain}; when given, one row per
     (model, label) under a two-level index, else one row per model."""
     if not models:
         raise ValueError("models must hold at least one trained LocDiff")
+    if samplers is not None and not samplers:
+        raise ValueError("samplers must hold at least one {label: DDIM steps or None}, or be None")
     if samplers is None:
         rows = {name: score(m, emb, lat, lon, seed=seed) for name, m in models.items()}
     else:

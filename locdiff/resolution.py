@@ -92,10 +92,14 @@ def crowding_table(lat, lon, train_lat, train_lon, errors: dict, L: int, radius_
     Beyond the merge distance a decoded peak cannot mix two training places."""
     import pandas as pd
 
+    if not (np.isfinite(radius_km) and radius_km > 0):
+        raise ValueError(f"radius_km must be a finite distance > 0 km; got {radius_km!r}")
     other = nearest_other_km(lat, lon, train_lat, train_lon)
     for m, e in errors.items():
         if np.shape(e) != other.shape:
             raise ValueError(f"errors[{m!r}] must hold one error per test point ({len(other)}); got {np.shape(e)}")
+        if not bool(np.all(np.isfinite(e) & (np.asarray(e) >= 0))):
+            raise ValueError(f"errors[{m!r}] must hold finite distances >= 0 km; got NaN, inf or negative values")
     bins = sorted({0.0, 100.0, 300.0, float(merge_distance_km(L)), np.inf})
     crowd = pd.Series(pd.cut(other, bins, include_lowest=True))
     cols = {"tiles": crowd.value_counts(sort=False).values}

@@ -120,8 +120,8 @@ DIAGNOSIS_TIMESTEPS = (0, 200, 400, 600, 700, 800, 850, 900, 925, 950, 975, 990,
 
 
 def noisy_latent_cases(cases: dict, lat, lon, timesteps=DIAGNOSIS_TIMESTEPS, seed: int = 0) -> pd.DataFrame:
-    """``noisy_latent_errors`` for each case {name: (L, schedule_shift)}, stacked, with columns
-    ``case`` (the name) and ``n_points`` (len(lat)) added."""
+    """``noisy_latent_errors`` for each case {name: (L, schedule_shift)} on the same points (lat, lon
+    [N] in degrees), stacked, with columns ``case`` (the name) and ``n_points`` (N) added."""
     if not cases:
         raise ValueError("cases must name at least one (L, schedule_shift) pair")
     return pd.concat([noisy_latent_errors(L, lat, lon, timesteps, DiffusionConfig(schedule_shift=shift), seed=seed)
@@ -130,8 +130,12 @@ def noisy_latent_cases(cases: dict, lat, lon, timesteps=DIAGNOSIS_TIMESTEPS, see
 
 
 def band_error_table(models: dict, emb, lat, lon, timesteps, seed: int = 0, by: str = "run") -> pd.DataFrame:
-    """``band_errors`` of each model {name: LocDiff} on the same tiles, stacked, the name in column ``by``."""
+    """``band_errors`` of each model {name: LocDiff} on the same tiles (emb [N, E], lat / lon [N] in
+    degrees), stacked, the name in column ``by``."""
     if not models:
         raise ValueError("models must hold at least one trained LocDiff")
+    taken = ("t", "abar", "l", "mse", "share", "relative")
+    if by in taken:
+        raise ValueError(f"by must name a new column, not one of {taken}; got {by!r}")
     return pd.concat([band_errors(m, emb, lat, lon, timesteps, seed=seed).assign(**{by: name})
                       for name, m in models.items()], ignore_index=True)

@@ -15,7 +15,7 @@ import torch  # noqa: E402
 from scipy.optimize import brentq  # noqa: E402
 from scipy.special import eval_legendre  # noqa: E402
 
-from locdiff import figures, plots  # noqa: E402
+from locdiff import figures  # noqa: E402
 
 R_KM = 6371.0088
 
@@ -53,6 +53,10 @@ def test_split_maps_title_each_split_with_its_size_and_reject_a_missing_split():
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == ["train (10 tiles, first 5 shown)", "test_iid (4 tiles)", "test_uniform (4 tiles)",
                       "test_unseen (6 tiles, first 5 shown)"]
+    from matplotlib.collections import PathCollection
+
+    drawn = [sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection)) for ax in fig.axes]
+    assert drawn == [5, 4, 4, 5]
     with pytest.raises(ValueError, match="names must be splits"):
         figures.split_maps({"train": _split(3)}, [])
     with pytest.raises(ValueError, match="max_points"):
@@ -128,15 +132,18 @@ def test_noise_robustness_leaves_out_the_clean_rows():
 
 
 def test_mixture_modes_and_codec_speed_draw_their_inputs():
-    import torch as _t
-
     from locdiff import shdd
 
     L = 8
     mix = (shdd.encode(10.0, 20.0, L) + shdd.encode(-30.0, 100.0, L)) / 2
     modes = pd.DataFrame({"mode_lat": [10.0, -30.0], "mode_lon": [20.0, 100.0]})
     ax = figures.mixture_modes(mix, L, [10.0, -30.0], [20.0, 100.0], modes, resolution_deg=10.0).axes[0]
-    assert "top-2 modes" in ax.get_title() and isinstance(mix, _t.Tensor)
+    assert "top-2 modes" in ax.get_title()
+    lat, lon = figures.map_axes(10.0)
+    want = (_addition_field(L, 10.0, 20.0, lat, lon) + _addition_field(L, -30.0, 100.0, lat, lon)) / 2
+    mesh = [c for c in ax.collections if c.get_array() is not None][0]
+    np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(want.shape), want / ((L + 1) ** 2 / (4 * np.pi)),
+                               atol=2e-5)
     speed = pd.DataFrame({"L": [8, 16], "encode_points_per_s": [1e6, 5e5], "decode_fields_per_s": [1e3, 2e2],
                           "threads": [2, 2]})
     ax = figures.codec_speed(speed).axes[0]
@@ -173,6 +180,8 @@ def test_location_snr_and_band_error_figures():
     np.testing.assert_allclose(_lines(fig.axes[1])[1].get_ydata(), [0.6, 0.7])
     ax = figures.loss_band_errors(bands[bands.run == "x"], 16, t=500).axes[0]
     np.testing.assert_allclose(_lines(ax)[0].get_ydata(), [0.2, 0.3])
+    with pytest.raises(ValueError, match=r"t must be a timestep of the table \(\[100, 500\]\)"):
+        figures.loss_band_errors(bands, 16, t=900)
 
 
 # --------------------------------------------------------------------------------------- 03
@@ -204,7 +213,7 @@ def test_sampling_knobs_has_one_panel_per_knob_with_log_counts():
     a = fig.axes[:3]
     assert [ax.get_xscale() for ax in a] == ["log", "log", "linear"]
     np.testing.assert_allclose(_lines(a[2])[0].get_ydata(), [30, 62])
-    assert "(100 test_iid images)" in fig._suptitle.get_text()
+    assert "(100 test_iid images)" in fig.get_suptitle()
 
 
 # ------------------------------------------------------------------------------------ 04 / 05
@@ -233,8 +242,10 @@ def test_accuracy_panels_draw_intervals_and_the_papers_rows():
     data = {ln.get_label(): np.asarray(ln.get_ydata(), float) for ln in right.get_lines() if not ln.get_label().startswith("_")}
     # published Im2GPS3k rows (LocDiff paper, Table 1): GeoCLIP 14.1/34.5/50.7/69.7/83.8
     np.testing.assert_allclose(data["GeoCLIP on Im2GPS3k (as reported)"], [14.1, 34.5, 50.7, 69.7, 83.8])
-    err = [c for c in right.containers][0]             # LocDiff's error bars
+    err = [c for c in right.containers][0]             # LocDiff's error bars: value, from value - 1 to value + 2
     np.testing.assert_allclose(np.asarray(err.lines[0].get_ydata(), float), [0, 10, 20, 30, 40])
+    segs = np.array(err.lines[2][0].get_segments())
+    np.testing.assert_allclose(segs[:, :, 1], [[v - 1, v + 2] for v in (0, 10, 20, 30, 40)])
     # the CDF: LocDiff has errors 0, 111.2 and 1,112 km, so 2/3 of images lie within 200 km
     cdf = fig.axes[0].get_lines()[0]
     x, y = cdf.get_xdata(), cdf.get_ydata()
@@ -257,6 +268,8 @@ def test_generalization_bars_heights_are_the_values():
     ax = fig.axes[0]                                   # acc@750km: value 30 + method index
     heights = [p.get_height() for p in ax.patches]
     assert heights == [30.0, 31.0, 30.0, 31.0]
+    with pytest.raises(ValueError, match="metrics must be accuracies"):
+        figures.generalization_bars(res, ["test_iid"], ["LocDiff"], metrics=("median_km",))
 
 
 def test_error_maps_draw_log10_of_the_hand_computed_box_median():
@@ -279,6 +292,10 @@ def test_degree_sweep_and_coarse_bands():
                           "ci_low": [0.5, 1.5, 78, 88, 94, 95], "ci_high": [1.5, 2.5, 82, 92, 96, 97]})
     fig = figures.degree_sweep(table, "test_iid", 500, 4000)
     np.testing.assert_allclose(np.asarray(fig.axes[1].containers[0].lines[0].get_ydata(), float), [80, 90])
+    segs = np.array(fig.axes[1].containers[0].lines[2][0].get_segments())
+    np.testing.assert_allclose(segs[:, :, 1], [[78, 82], [88, 92]])
+    with pytest.raises(ValueError, match="metrics must be metrics of the table"):
+        figures.degree_sweep(table, "test_iid", 500, 4000, metrics=("acc@1km",))
     coarse = pd.DataFrame({"L": [16, 16, 64, 64], "t": [100, 500] * 2, "relative": [0.01, 0.1, 0.03, 0.2],
                            "loss_share": [0.3, 0.3, 0.02, 0.02]})
     ax = figures.coarse_bands(coarse, 8).axes[0]
@@ -292,4 +309,3 @@ def test_every_builder_is_exported():
 
     for name in figures.__all__:
         assert inspect.isfunction(getattr(figures, name)), name
-    assert plots.METHOD_COLORS["LocDiff"] == figures.training.LOCDIFF

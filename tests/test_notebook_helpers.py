@@ -37,18 +37,29 @@ def _ld(table):
     return experiment.LocDiff(Lookup(table), Diffusion(DiffusionConfig(T=1000), L), LocDiffSettings(L=L))
 
 
-def test_score_table_rows_per_model_and_per_sampler():
+COLUMNS = ["acc@25km", "acc@200km", "acc@750km", "acc@2500km", "median_km"]
+
+
+def test_score_table_rows_per_model_and_per_sampler(monkeypatch):
     lat, lon = _points()
     emb = np.eye(len(lat), dtype=np.float32)
     models = {"knows x0": _ld(Latent(L).encode(lat, lon))}
     one = experiment.score_table(models, emb, lat, lon)
-    assert list(one.columns) == experiment.SCORE_COLUMNS and list(one.index) == ["knows x0"]
-    assert one.loc["knows x0", "acc@25km"] == 100.0
+    assert list(one.columns) == COLUMNS and list(one.index) == ["knows x0"]
+    assert one.loc["knows x0", "acc@25km"] == 100.0 and one.loc["knows x0", "median_km"] < 1.0
     two = experiment.score_table(models, emb, lat, lon, samplers={"chain": 4, "one step": 1})
     assert list(two.index) == [("knows x0", "chain"), ("knows x0", "one step")]
     assert (two["acc@25km"] == 100.0).all()
+    # each row is scored with its own number of DDIM steps (a score that reports what it was given)
+    seen = []
+    monkeypatch.setattr(experiment, "score", lambda m, e, la, lo, steps=None, seed=0: seen.append(steps) or
+                        dict.fromkeys(COLUMNS, float(steps or 0)) | {"acc@1km": 0.0})
+    three = experiment.score_table({"a": None, "b": None}, emb, lat, lon, samplers={"chain": None, "one": 1})
+    assert seen == [None, 1, None, 1] and three["acc@25km"].tolist() == [0.0, 1.0, 0.0, 1.0]
     with pytest.raises(ValueError, match="models"):
         experiment.score_table({}, emb, lat, lon)
+    with pytest.raises(ValueError, match="samplers must hold at least one"):
+        experiment.score_table(models, emb, lat, lon, samplers={})
 
 
 def test_band_error_table_stacks_models_zero_and_unit_error():
@@ -62,19 +73,21 @@ def test_band_error_table_stacks_models_zero_and_unit_error():
     np.testing.assert_allclose(out[out.loss == "zeros"].relative, 1.0, rtol=1e-5)
     with pytest.raises(ValueError, match="models"):
         spectrum.band_error_table({}, emb, lat, lon, [0])
+    with pytest.raises(ValueError, match="by must name a new column"):
+        spectrum.band_error_table({"exact": _ld(x0)}, emb, lat, lon, [0], by="t")
 
 
 def test_noisy_latent_cases_at_t0_is_exact_and_the_snr_is_the_closed_form():
     lat, lon = _points(5, seed=1)
-    cases = {"L = 4": (4, 1.0), "L = 8": (8, 1.0)}
+    cases = {"L = 4": (4, 1.0), "L = 8": (8, 1.0), "L = 8, shifted": (8, 3.0)}
     out = spectrum.noisy_latent_cases(cases, lat, lon, timesteps=(0, 500))
-    assert list(out.case.unique()) == ["L = 4", "L = 8"] and (out.n_points == 5).all()
+    assert list(out.case.unique()) == list(cases) and (out.n_points == 5).all()
     assert (out[out.t == 0]["acc@750km"] == 1.0).all()
-    # √(ᾱ/(1-ᾱ))·(L+1), ᾱ of the cosine schedule recomputed here (s = 0.008)
+    # √(ᾱ/(1-ᾱ))·(L+1), ᾱ of the cosine schedule recomputed here (s = 0.008); a shift k divides the SNR by k²
     f = lambda t: np.cos((t / 1000 + 0.008) / 1.008 * np.pi / 2) ** 2
-    abar = f(501) / f(0)
+    snr = np.sqrt(f(501) / f(0) / (1 - f(501) / f(0)))
     got = out[(out.t == 500)].set_index("case").location_snr
-    np.testing.assert_allclose(got, [np.sqrt(abar / (1 - abar)) * 5, np.sqrt(abar / (1 - abar)) * 9], rtol=1e-3)
+    np.testing.assert_allclose(got, [snr * 5, snr * 9, snr * 9 / 3], rtol=1e-3)
     with pytest.raises(ValueError, match="cases"):
         spectrum.noisy_latent_cases({}, lat, lon)
 
@@ -91,8 +104,12 @@ def test_crowding_table_bins_by_the_nearest_other_training_place():
     assert list(table.tiles) == [1, 1, 0, 1]           # (0,100], (100,300], (300,merge], (merge,inf)
     np.testing.assert_allclose(table["A acc@25km (%)"].values, [0.0, 100.0, np.nan, 100.0])
     np.testing.assert_allclose(table["B acc@25km (%)"].values, [100.0, 0.0, np.nan, 100.0])
-    with pytest.raises(ValueError, match=r"errors\['A'\]"):
+    with pytest.raises(ValueError, match=r"errors\['A'\] must hold one error"):
         resolution.crowding_table(lat, lon, train_lat, train_lon, {"A": np.zeros(2)}, L=32)
+    with pytest.raises(ValueError, match=r"errors\['A'\] must hold finite distances"):
+        resolution.crowding_table(lat, lon, train_lat, train_lon, {"A": np.array([1.0, np.nan, 2.0])}, L=32)
+    with pytest.raises(ValueError, match="radius_km"):
+        resolution.crowding_table(lat, lon, train_lat, train_lon, errs, L=32, radius_km=0)
 
 
 def test_spread_by_outcome_separates_hits_from_misses():
@@ -106,8 +123,10 @@ def test_spread_by_outcome_separates_hits_from_misses():
     np.testing.assert_allclose(out["median sample spread (km)"], [5 * KM_PER_DEG, 90 * KM_PER_DEG], rtol=1e-5)   # R = 6371.0 or 6371.0088 km
     with pytest.raises(ValueError, match="radius_km"):
         calibration.spread_by_outcome(slat, slon, [1, 2, 3], radius_km=0)
-    with pytest.raises(ValueError, match="err_km"):
+    with pytest.raises(ValueError, match="err_km must hold one error"):
         calibration.spread_by_outcome(slat, slon, [1, 2])
+    with pytest.raises(ValueError, match="err_km must hold finite distances"):
+        calibration.spread_by_outcome(slat, slon, [1, -2, 3])
 
 
 def test_degree_verdict_reads_the_tables():
@@ -120,8 +139,10 @@ def test_degree_verdict_reads_the_tables():
                  "higher at L = 64 at every t (ratio 1.5-3.0x)")
     coarse.loc[5, "relative"] = 0.05
     assert "not higher" in ablations.degree_verdict(coarse, m, [16, 32, 64])
-    with pytest.raises(ValueError, match="two degrees"):
-        ablations.degree_verdict(coarse, m, [64])
+    with pytest.raises(ValueError, match="two distinct degrees"):
+        ablations.degree_verdict(coarse, m, [64, 64])
+    with pytest.raises(ValueError, match="L = 128 is missing from coarse"):
+        ablations.degree_verdict(coarse, m, [64, 128])
 
 
 def test_nearest_neighbour_summary_reads_the_table():

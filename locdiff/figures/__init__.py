@@ -1,6 +1,6 @@
 """Figure builders for the notebooks: each takes results (tables, predictions, trained models) and
-returns a matplotlib figure in the house style of ``plots``; the notebook saves it with
-``plots.savefig``. One module per subject:
+returns a matplotlib figure in the house style of ``plots`` (``random_tiles`` also returns the
+indices it drew); the notebook saves it with ``plots.savefig``. One module per subject:
 
 * ``data`` (00): split maps, random tiles, the encoder's training, embeddings by continent;
 * ``codec`` (01): SHDD fields, peak width, noise robustness, mixtures, speed;

@@ -11,6 +11,9 @@ def degree_sweep(table, split: str, n_images: int, steps: int, metrics=("acc@25k
     ``table``: the "degree L" rows of ``ablations.run`` (variant, metric, value, ci_low, ci_high)."""
     import matplotlib.pyplot as plt
 
+    missing = [m for m in metrics if m not in set(table.metric)]
+    if missing:
+        raise ValueError(f"metrics must be metrics of the table ({sorted(set(table.metric))}); missing {missing}")
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4), squeeze=False)
     for ax, m in zip(axes[0], metrics):
         sub = table[table.metric == m].drop_duplicates("variant")

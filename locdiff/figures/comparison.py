@@ -42,7 +42,7 @@ def accuracy_panels(results, preds: dict, truths: dict, split: str, methods, pub
 def reliability(table):
     """Reliability diagram per split: the share of truths inside each method's α-highest-density
     region against α (both %), with the diagonal of a calibrated method. ``table``: split, method,
-    alpha, coverage (fractions), as ``calibration`` computes them."""
+    alpha, coverage (fractions), as ``compare.distribution_scores`` writes them (reliability.csv)."""
     import matplotlib.pyplot as plt
 
     groups = list(table.groupby("split", sort=False))
@@ -63,6 +63,9 @@ def generalization_bars(results, splits, methods, metrics=("acc@750km", "acc@250
     """Per metric, bars of each method (groups) on each split (colours) with 95% intervals."""
     import matplotlib.pyplot as plt
 
+    bad = [m for m in metrics if not (m.startswith("acc@") and m.endswith("km"))]
+    if bad:
+        raise ValueError(f"metrics must be accuracies 'acc@<r>km' (drawn in % on 0-100); got {bad}")
     fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 4.2), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         report.grouped_bars(ax, results, metric, splits, methods)

@@ -14,7 +14,8 @@ KNOB_CURVES = (("acc@2500km", "LocDiff"), ("acc@750km", "Classification"), ("acc
 def reverse_process(ld, trajectory, lat: float, lon: float, n_show: int = 4, resolution_deg: float = 2.0):
     """The field of the current estimate x̂0 (divided by the peak height (L+1)²/4π) at ``n_show``
     evenly spaced DDIM steps of one sample, with the true point (degrees) as a cross.
-    ``trajectory``: [steps, 1, n, D] from ``LocDiff.sample(..., return_trajectory=True)``; sample 0 drawn."""
+    ``trajectory``: [steps, B, n, D] from ``LocDiff.sample(..., return_trajectory=True)``; image 0,
+    sample 0 drawn."""
     steps = trajectory.shape[0]
     if n_show < 1:
         raise ValueError(f"n_show must be >= 1; got {n_show}")
@@ -24,9 +25,10 @@ def reverse_process(ld, trajectory, lat: float, lon: float, n_show: int = 4, res
     fig, axes = plots.world_maps(len(show), ncols=len(show), panel_size=(3.6, 2.1), coast_color="0.85")
     for ax, k in zip(axes, show):
         f = shdd.field(ld.diffusion.to_coeffs(trajectory[k, 0, 0]), la, lo, grid=True) / shdd.peak_value(L)
-        plots.plot_field(ax, la, lo, f.numpy(), cmap="magma", vmin=-0.2, vmax=1.0)
+        mesh = plots.plot_field(ax, la, lo, f.numpy(), cmap="magma", vmin=-0.2, vmax=1.0)
         plots.plot_points(ax, [lat], [lon], color="#56B4E9", marker="x", size=40)
         ax.set_title(f"DDIM step {k + 1} of {steps}", fontsize=9)
+    fig.colorbar(mesh, ax=axes, shrink=0.7, pad=0.02, label="field / peak height")
     return fig
 
 

@@ -2,6 +2,8 @@
 error per degree band, MSE against SHDD-KL)."""
 from __future__ import annotations
 
+from itertools import cycle
+
 from .. import plots
 
 __all__ = ["loss_curves", "location_snr", "band_errors", "loss_comparison", "loss_band_errors", "val_accuracy"]
@@ -38,7 +40,7 @@ def location_snr(noisy, snr_line: float = 5.0):
     """Per case (``noisy``: case, t, location_snr, acc@750km as a fraction; ``spectrum.noisy_latent_cases``):
     the closed-form location SNR (log) and the share of noisy latents x_t whose mode lies within 750 km."""
     fig, (a1, a2) = _plt().subplots(1, 2, figsize=(10.5, 3.6))
-    for (name, grp), style in zip(noisy.groupby("case", sort=False), ["o-", "s-", "^-", "v--", "D-", "x-"]):
+    for (name, grp), style in zip(noisy.groupby("case", sort=False), cycle(["o-", "s-", "^-", "v--", "D-", "x-"])):
         a1.plot(grp.t, grp.location_snr, style, ms=4, label=name)
         a2.plot(grp.t, 100 * grp["acc@750km"], style, ms=4, label=name)
     a1.set_yscale("log")
@@ -73,7 +75,7 @@ def loss_comparison(logs: dict, L: int):
     """Val acc@750km of runs trained with different losses (``logs``: {name: training log with step,
     time_s, val_acc@750km}) against training steps (left) and wall time in minutes (right)."""
     fig, (a1, a2) = _plt().subplots(1, 2, figsize=(10.5, 3.6), sharey=True)
-    colors = [plots.METHOD_COLORS[k] for k in ("LocDiff", "LocDiff-H", "Retrieval", "Classification")]
+    colors = cycle([plots.METHOD_COLORS[k] for k in ("LocDiff", "LocDiff-H", "Retrieval", "Classification")])
     for (name, lg), color in zip(logs.items(), colors):
         v = lg.dropna(subset=["val_acc@750km"])
         a1.plot(v.step, v["val_acc@750km"], "o-", color=color, label=name)
@@ -89,6 +91,8 @@ def loss_comparison(logs: dict, L: int):
 def loss_band_errors(bands, L: int, t: int):
     """Relative error of each degree band of x̂0 at timestep ``t``, one curve per training loss
     (``bands``: ``spectrum.band_error_table(..., by="loss")`` output)."""
+    if t not in set(bands.t):
+        raise ValueError(f"t must be a timestep of the table ({sorted(set(bands.t))}); got {t!r}")
     fig, ax = _plt().subplots(figsize=(6, 3.6))
     for name, g in bands[bands.t == t].groupby("loss", sort=False):
         ax.plot(g.l, g.relative, "o-", ms=3, label=name)
