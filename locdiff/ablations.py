@@ -122,8 +122,9 @@ def run(profile: Profile, reuse: bool = True, progress: bool = True, n_boot: int
 
     The CSV is reused only when this machine computed it with the same settings: the settings key
     and the CSV's SHA-256 lie in the (git-ignored) cache folder, ``ablations-<profile>.json``, so
-    a fresh clone, or a CSV replaced since (another commit's), recomputes every number. Redrawing from the committed CSV without training is an explicit
-    choice: ``LOCDIFF_REDRAW=1`` (``make figures REDRAW=1``)."""
+    a fresh clone, or a CSV replaced since (another commit's), recomputes every number. Redrawing
+    from the committed CSV without training is an explicit choice: ``LOCDIFF_REDRAW=1``
+    (``make figures REDRAW=1``)."""
     from .data.bluemarble import cache_dir
 
     path = evaluate.results_dir(profile.tag) / "ablations.csv"

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from . import geo
+from .checks import check_distances_km, check_radius_km
 
 UNIFORM_MIX = 1e-3
 LEVELS = np.linspace(0.05, 0.95, 19)
@@ -155,14 +156,11 @@ def spread_by_outcome(sample_lat, sample_lon, err_km, radius_km: float = 200.0):
     sample_* [B, n] degrees, err_km [B] the point prediction's error."""
     import pandas as pd
 
-    err_km = np.asarray(err_km, np.float64)
-    if not (np.isfinite(radius_km) and radius_km > 0):
-        raise ValueError(f"radius_km must be a finite distance > 0 km; got {radius_km!r}")
+    radius_km = check_radius_km(radius_km)
     spread = sample_spread_km(sample_lat, sample_lon)
-    if spread.shape != err_km.shape:
-        raise ValueError(f"err_km must hold one error per image ({len(spread)}); got shape {err_km.shape}")
-    if not bool(np.all(np.isfinite(err_km) & (err_km >= 0))):
-        raise ValueError("err_km must hold finite distances >= 0 km; got NaN, inf or negative values")
+    if np.shape(err_km) != spread.shape:
+        raise ValueError(f"err_km must hold one error per image ({len(spread)}); got shape {np.shape(err_km)}")
+    err_km = check_distances_km(err_km, "err_km")
     hit = err_km <= radius_km
     med = [float(np.median(spread[m])) if m.any() else float("nan") for m in (hit, ~hit)]
     return pd.DataFrame({"tiles (%)": [100 * hit.mean(), 100 * (~hit).mean()], "median sample spread (km)": med},

@@ -10,7 +10,8 @@ import math
 
 import numpy as np
 
-__all__ = ["is_int", "is_real", "is_finite_real", "is_positive_finite", "check_int", "check_seed"]
+__all__ = ["is_int", "is_real", "is_finite_real", "is_positive_finite", "check_int", "check_seed", "check_radius_km",
+           "check_distances_km"]
 
 
 def is_int(x) -> bool:
@@ -47,3 +48,19 @@ def check_int(value, name: str, low: int, high: int | None = None) -> int:
 def check_seed(seed) -> int:
     """A random seed: an integer >= 0."""
     return check_int(seed, "seed", 0)
+
+
+def check_radius_km(value, name: str = "radius_km") -> float:
+    """``value`` as a float; ValueError naming ``name`` unless it is a finite distance > 0 km."""
+    if not is_positive_finite(value):
+        raise ValueError(f"{name} must be a finite distance > 0 km; got {value!r}")
+    return float(value)
+
+
+def check_distances_km(values, name: str) -> np.ndarray:
+    """``values`` as a float64 array; ValueError naming ``name`` unless every entry is a finite
+    distance >= 0 km."""
+    d = np.asarray(values, np.float64)
+    if not bool(np.all(np.isfinite(d) & (d >= 0))):
+        raise ValueError(f"{name} must hold finite distances >= 0 km; got NaN, inf or negative values")
+    return d

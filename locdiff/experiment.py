@@ -145,12 +145,10 @@ def score_table(models: dict, emb, lat, lon, samplers: dict | None = None, seed:
         raise ValueError("models must hold at least one trained LocDiff")
     if samplers is not None and not samplers:
         raise ValueError("samplers must hold at least one {label: DDIM steps or None}, or be None")
-    if samplers is None:
-        rows = {name: score(m, emb, lat, lon, seed=seed) for name, m in models.items()}
-    else:
-        rows = {(name, label): score(m, emb, lat, lon, steps=steps, seed=seed)
-                for name, m in models.items() for label, steps in samplers.items()}
-    return pd.DataFrame(rows).T[SCORE_COLUMNS]
+    rows = {(name, label): score(m, emb, lat, lon, steps=steps, seed=seed)
+            for name, m in models.items() for label, steps in (samplers or {None: None}).items()}
+    table = pd.DataFrame(rows).T[SCORE_COLUMNS]
+    return table if samplers is not None else table.droplevel(1)
 
 
 DENOISING_TIMESTEPS = (0, 100, 250, 500, 750, 900, 999)
@@ -368,7 +366,6 @@ def sampling_sweep(ld: LocDiff, emb, lat, lon, samples=(1, 4, 16), steps=(5, 10,
                    guidance=(0.0, 1.0, 2.0, 4.0), seed: int = 0) -> pd.DataFrame:
     """Notebook 03's knobs, one at a time (the others at the settings' values): a ``score`` row per
     number of samples, DDIM steps and guidance scale, with columns knob and value."""
-    rows = [{"knob": "samples", "value": n, **score(ld, emb, lat, lon, n=n, seed=seed)} for n in samples]
-    rows += [{"knob": "DDIM steps", "value": k, **score(ld, emb, lat, lon, steps=k, seed=seed)} for k in steps]
-    rows += [{"knob": "guidance", "value": w, **score(ld, emb, lat, lon, guidance=w, seed=seed)} for w in guidance]
-    return pd.DataFrame(rows)
+    knobs = (("samples", "n", samples), ("DDIM steps", "steps", steps), ("guidance", "guidance", guidance))
+    return pd.DataFrame([{"knob": knob, "value": v, **score(ld, emb, lat, lon, seed=seed, **{arg: v})}
+                         for knob, arg, values in knobs for v in values])

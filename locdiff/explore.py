@@ -33,8 +33,7 @@ def show(pipe, lat: float, lon: float, n: int = 16, guidance: float = 1.0, seed:
     latent = pipe.locdiff.diffusion.latent
     mlat, mlon, slat, slon = decode_samples(z, k=3, latent=latent)
     slat, slon, mean = slat[0].numpy(), slon[0].numpy(), latent.mean_coeffs(z)
-    res = 2.0
-    lat_ax, lon_ax = np.arange(90 - res / 2, -90, -res), np.arange(-180 + res / 2, 180, res)
+    lat_ax, lon_ax = geo.grid_axes(2.0)
     f = shdd.field(mean[0].double() * shdd.taper_weights(pipe.locdiff.settings.L), lat_ax, lon_ax, grid=True).numpy()
     err = float(geo.distance_km(lat, lon, float(mlat[0, 0]), float(mlon[0, 0])))
     fig = plt.figure(figsize=(11, 3.9))

@@ -189,6 +189,16 @@ def distance_km(lat1, lon1, lat2, lon2, radius_km: float = EARTH_RADIUS_KM) -> A
     return central_angle(lat1, lon1, lat2, lon2) * _check_radius(radius_km)
 
 
+def grid_axes(resolution_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Cell centres of a global equiangular grid of ``resolution_deg`` degrees: latitudes from north
+    to south [H] and longitudes from -180 eastward [W], degrees."""
+    if not (isinstance(resolution_deg, numbers.Real) and not isinstance(resolution_deg, (bool, np.bool_))
+            and 0 < resolution_deg <= 90):
+        raise ValueError(f"resolution_deg must lie in (0, 90]; got {resolution_deg!r}")
+    r = float(resolution_deg)
+    return np.arange(90 - r / 2, -90, -r), np.arange(-180 + r / 2, 180, r)
+
+
 def uniform_points(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """n points uniform on the sphere (area-uniform): lat = asin(u), u ~ U(-1, 1); lon ~ U(-180, 180).
 

@@ -63,7 +63,8 @@ def savez(path, compressed: bool = True, **arrays) -> None:
 def cache_problem(manifest, files: dict, missing: str) -> tuple[str | None, dict]:
     """Why cached ``files`` cannot be used, checked against the SHA-256 sums in a JSON ``manifest``.
 
-    ``files`` maps each key of ``manifest["sha256"]`` to its path. Returns (reason or None when
+    ``files`` maps each key of ``manifest["sha256"]`` to its path (a key the manifest lacks, as in a
+    manifest written before that file was covered, makes the cache stale). Returns (reason or None when
     every file is present and intact, the manifest's contents); ``missing`` is the reason given
     when there is no manifest at all. A manifest that cannot be read (not valid JSON, not a JSON
     object, no ``sha256`` object, a folder or an unreadable file) is reported as unreadable with an
@@ -80,6 +81,8 @@ def cache_problem(manifest, files: dict, missing: str) -> tuple[str | None, dict
     if not isinstance(sums, dict):
         return f"manifest {manifest.name} is unreadable", {}
     for key, path in files.items():
+        if key not in sums:
+            return f"manifest {manifest.name} holds no checksum for {key} (written by an older version)", meta
         if not Path(path).is_file():
             return f"{Path(path).name} is missing", meta
         try:

@@ -428,8 +428,7 @@ class LocDiffPipeline:
         n = self._check_run(n, None, None, seed, 256)
         z = self._latents([image] if not isinstance(image, list) else image[:1], n, None, None, seed, 256, False)
         mean = self.locdiff.diffusion.latent.mean_coeffs(z)[0]
-        lat = np.arange(90 - resolution_deg / 2, -90, -resolution_deg)
-        lon = np.arange(-180 + resolution_deg / 2, 180, resolution_deg)
+        lat, lon = geo.grid_axes(resolution_deg)
         f = shdd.field(mean.double() * shdd.taper_weights(self.locdiff.settings.L), lat, lon, grid=True)
         f = f / _tapered_peak(self.locdiff.settings.L)
         w = torch.softmax((f / 0.1).flatten(), 0).reshape(f.shape)           # temperature as shdd.density

@@ -23,6 +23,9 @@ import numpy as np
 from numpy.polynomial.legendre import legval
 
 from . import geo, shdd
+from .checks import check_distances_km, check_radius_km
+
+__all__ = ["kernel", "merge_distance_km", "nearest_other_km", "crowding_table"]
 
 
 def kernel(L: int, theta_rad, taper: str | None = "gauss", width: float = 0.35) -> np.ndarray:
@@ -80,8 +83,6 @@ def nearest_other_km(lat, lon, ref_lat, ref_lon, exclude_km: float | None = 25.0
     return out
 
 
-__all__ = ["kernel", "merge_distance_km", "nearest_other_km"]
-
 
 def crowding_table(lat, lon, train_lat, train_lon, errors: dict, L: int, radius_km: float = 25.0):
     """Fine accuracy against how crowded the training set is around each test point.
@@ -92,18 +93,16 @@ def crowding_table(lat, lon, train_lat, train_lon, errors: dict, L: int, radius_
     Beyond the merge distance a decoded peak cannot mix two training places."""
     import pandas as pd
 
-    if not (np.isfinite(radius_km) and radius_km > 0):
-        raise ValueError(f"radius_km must be a finite distance > 0 km; got {radius_km!r}")
+    radius_km = check_radius_km(radius_km)
     other = nearest_other_km(lat, lon, train_lat, train_lon)
     for m, e in errors.items():
         if np.shape(e) != other.shape:
             raise ValueError(f"errors[{m!r}] must hold one error per test point ({len(other)}); got {np.shape(e)}")
-        if not bool(np.all(np.isfinite(e) & (np.asarray(e) >= 0))):
-            raise ValueError(f"errors[{m!r}] must hold finite distances >= 0 km; got NaN, inf or negative values")
+    errors = {m: check_distances_km(e, f"errors[{m!r}]") for m, e in errors.items()}
     bins = sorted({0.0, 100.0, 300.0, float(merge_distance_km(L)), np.inf})
     crowd = pd.Series(pd.cut(other, bins, include_lowest=True))
     cols = {"tiles": crowd.value_counts(sort=False).values}
     for m, e in errors.items():
-        cols[f"{m} acc@{radius_km:g}km (%)"] = pd.Series(100.0 * (np.asarray(e) <= radius_km)).groupby(
+        cols[f"{m} acc@{radius_km:g}km (%)"] = pd.Series(100.0 * (e <= radius_km)).groupby(
             crowd, observed=False).mean().values
     return pd.DataFrame(cols, index=crowd.cat.categories.astype(str))

@@ -137,3 +137,25 @@ def tiny():
     ld = experiment.build(P.locdiff, P.encoder.embed_dim, seed=0)
     meta = {"profile": "smoke", "seed": 0, "encoder": {"widths": list(P.encoder.widths), "embed_dim": P.encoder.embed_dim}}
     return pipeline.LocDiffPipeline(enc, ld, P.data.tile_size, meta, device="cpu")
+
+
+class Lookup(torch.nn.Module):
+    """x0-prediction 'network' that returns row argmax(emb) of a table, whatever x_t and t are: with
+    the true latents as the table and one-hot embeddings, a denoiser that knows x0."""
+
+    def __init__(self, table: torch.Tensor):
+        super().__init__()
+        self.table = torch.nn.Parameter(table.clone(), requires_grad=False)
+        self.config = type("Config", (), {"embed_dim": len(table)})()   # what sample() checks embeddings against
+
+    def forward(self, x_t, t, emb, drop_cond=None):
+        return self.table[emb.argmax(1)]
+
+
+def lookup_locdiff(table: torch.Tensor, L: int):
+    """A LocDiff (T = 1000, degree L) whose denoiser is ``Lookup(table)``."""
+    from locdiff import experiment
+    from locdiff.diffusion import Diffusion, DiffusionConfig
+    from locdiff.profiles import LocDiffSettings
+
+    return experiment.LocDiff(Lookup(table), Diffusion(DiffusionConfig(T=1000), L), LocDiffSettings(L=L))

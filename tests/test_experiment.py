@@ -4,23 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import lookup_locdiff
 from locdiff import experiment
-from locdiff.diffusion import Diffusion, DiffusionConfig
 from locdiff.latent import Latent
-from locdiff.profiles import LocDiffSettings
 
 L = 6
-
-
-class Lookup(torch.nn.Module):
-    """x0-prediction 'network' that returns row argmax(emb) of a table, whatever x_t and t are."""
-
-    def __init__(self, table: torch.Tensor):
-        super().__init__()
-        self.table = torch.nn.Parameter(table.clone(), requires_grad=False)
-
-    def forward(self, x_t, t, emb, drop_cond=None):
-        return self.table[emb.argmax(1)]
 
 
 def _points(n=40, seed=0):
@@ -31,7 +19,7 @@ def _points(n=40, seed=0):
 
 
 def _locdiff(table):
-    return experiment.LocDiff(Lookup(table), Diffusion(DiffusionConfig(T=1000), L), LocDiffSettings(L=L))
+    return lookup_locdiff(table, L)
 
 
 @pytest.mark.parametrize("as_tensor", [False, True])
@@ -82,11 +70,8 @@ def test_point_predictions_alone_match_the_full_prediction(haversine):
     """decode_each=False skips decoding the samples, not the point rule: the same points, no sample
     keys; a denoiser that knows x0 puts every point on its truth (haversine oracle), so score's
     accuracy within 1 km is 100%."""
-    from types import SimpleNamespace
-
     lat, lon = _points(n=12, seed=2)
     ld = _locdiff(Latent(L).encode(lat, lon))
-    ld.model.config = SimpleNamespace(embed_dim=len(lat))      # what sample() checks the embeddings against
     emb = np.eye(len(lat), dtype=np.float32)
     full = ld.predict(emb, n=3, steps=4, seed=0)
     points = ld.predict(emb, n=3, steps=4, seed=0, decode_each=False)
@@ -100,11 +85,8 @@ def test_point_predictions_alone_match_the_full_prediction(haversine):
 
 def test_sampling_sweep_has_one_scored_row_per_knob_value():
     """A denoiser that knows x0 is right for every knob value but w = 0 (which ignores the image)."""
-    from types import SimpleNamespace
-
     lat, lon = _points(n=6, seed=4)
     ld = _locdiff(Latent(L).encode(lat, lon))
-    ld.model.config = SimpleNamespace(embed_dim=len(lat))
     out = experiment.sampling_sweep(ld, np.eye(len(lat), dtype=np.float32), lat, lon, samples=(1, 2), steps=(2,),
                                     guidance=(1.0,))
     assert list(zip(out.knob, out.value)) == [("samples", 1), ("samples", 2), ("DDIM steps", 2), ("guidance", 1.0)]

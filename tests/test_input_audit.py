@@ -159,6 +159,8 @@ AUDIT: list[Row] = [
         lambda: geo.xyz_to_latlon([1.0, 0.0]), allowed="size 3"),
     Row("geo.xyz_to_latlon", "xyz", "[..., 3], finite, no zero vectors (normalized first)",
         lambda: geo.xyz_to_latlon([NAN, 0.0, 1.0]), allowed="finite"),
+    Row("geo.grid_axes", "resolution_deg", "a number in (0, 90] (degrees)", lambda: geo.grid_axes(0.0),
+        allowed="(0, 90]"),
     Row("geo.uniform_points", "n", "an integer >= 0", lambda: geo.uniform_points(2.5), allowed="non-negative integer"),
     Row("geo.uniform_points", "seed", "an integer >= 0", lambda: geo.uniform_points(3, seed="a"),
         allowed="non-negative integer"),

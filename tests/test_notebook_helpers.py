@@ -6,26 +6,13 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import lookup_locdiff
 from locdiff import ablations, calibration, encoders, experiment, resolution, spectrum
-from locdiff.diffusion import Diffusion, DiffusionConfig
 from locdiff.latent import Latent
-from locdiff.profiles import LocDiffSettings
 
 R_KM = 6371.0088
 KM_PER_DEG = np.pi * R_KM / 180          # one degree of a great circle
 L = 6
-
-
-class Lookup(torch.nn.Module):
-    """x0-prediction 'network': row argmax(emb) of a table, whatever x_t and t are."""
-
-    def __init__(self, table):
-        super().__init__()
-        self.table = torch.nn.Parameter(table.clone(), requires_grad=False)
-        self.config = type("C", (), {"embed_dim": len(table)})()
-
-    def forward(self, x_t, t, emb, drop_cond=None):
-        return self.table[emb.argmax(1)]
 
 
 def _points(n=8, seed=0):
@@ -34,7 +21,7 @@ def _points(n=8, seed=0):
 
 
 def _ld(table):
-    return experiment.LocDiff(Lookup(table), Diffusion(DiffusionConfig(T=1000), L), LocDiffSettings(L=L))
+    return lookup_locdiff(table, L)
 
 
 COLUMNS = ["acc@25km", "acc@200km", "acc@750km", "acc@2500km", "median_km"]

@@ -11,7 +11,8 @@ indices it drew); the notebook saves it with ``plots.savefig``. One module per s
 * ``ablation`` (06): the degree sweep and the coarse bands.
 """
 from .ablation import coarse_bands, degree_sweep
-from .codec import codec_speed, fields_by_degree, half_width, map_axes, mixture_modes, noise_robustness
+from .codec import (codec_speed, fields_by_degree, half_width, map_axes, mixture_modes, noise_robustness,
+                    relative_field)
 from .comparison import accuracy_panels, error_maps, generalization_bars, reliability
 from .data import embeddings_pca, encoder_training, random_tiles, split_maps
 from .sampling import reverse_process, sampling_knobs
@@ -20,7 +21,7 @@ from .training import band_errors, location_snr, loss_band_errors, loss_comparis
 
 __all__ = [
     "split_maps", "random_tiles", "encoder_training", "embeddings_pca",
-    "map_axes", "fields_by_degree", "half_width", "noise_robustness", "mixture_modes", "codec_speed",
+    "map_axes", "relative_field", "fields_by_degree", "half_width", "noise_robustness", "mixture_modes", "codec_speed",
     "loss_curves", "location_snr", "band_errors", "loss_comparison", "loss_band_errors", "val_accuracy",
     "reverse_process", "sampling_knobs",
     "tile_map_grid", "samples_maps", "prediction_maps", "ambiguous_tiles",

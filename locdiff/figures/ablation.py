@@ -1,6 +1,8 @@
 """Figures of notebook 06: the degree sweep and the coarse bands of each degree's denoiser."""
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
+
 from .. import plots
 
 __all__ = ["degree_sweep", "coarse_bands"]
@@ -9,8 +11,6 @@ __all__ = ["degree_sweep", "coarse_bands"]
 def degree_sweep(table, split: str, n_images: int, steps: int, metrics=("acc@25km", "acc@200km", "acc@750km")):
     """One panel per metric: the value (%) with its 95% interval against the degree variant.
     ``table``: the "degree L" rows of ``ablations.run`` (variant, metric, value, ci_low, ci_high)."""
-    import matplotlib.pyplot as plt
-
     missing = [m for m in metrics if m not in set(table.metric)]
     if missing:
         raise ValueError(f"metrics must be metrics of the table ({sorted(set(table.metric))}); missing {missing}")
@@ -28,8 +28,6 @@ def degree_sweep(table, split: str, n_images: int, steps: int, metrics=("acc@25k
 def coarse_bands(coarse, l_max: int):
     """The relative error of the bands l ≤ ``l_max`` of x̂0 against t (log), one curve per degree L
     with its loss share. ``coarse``: ``ablations.coarse_band_errors`` output (L, t, relative, loss_share)."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for L, g in coarse.groupby("L"):
         ax.plot(g.t, g.relative, "o-", label=f"L = {L} (loss share of l ≤ {l_max}: {100 * g.loss_share.iloc[0]:.0f}%)")

@@ -2,29 +2,32 @@
 robustness and the codec's speed. Fields are drawn divided by the peak height (L+1)²/4π."""
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import geo, plots, shdd
 
-__all__ = ["map_axes", "fields_by_degree", "half_width", "noise_robustness", "mixture_modes", "codec_speed"]
+__all__ = ["map_axes", "relative_field", "fields_by_degree", "half_width", "noise_robustness", "mixture_modes",
+           "codec_speed"]
+
+#: Cell centres of the maps' grid (``geo.grid_axes``).
+map_axes = geo.grid_axes
 
 
-def map_axes(resolution_deg: float):
-    """Cell-centre latitudes (90 → -90) and longitudes (-180 → 180) of a global grid, degrees."""
-    if not 0 < resolution_deg <= 90:
-        raise ValueError(f"resolution_deg must lie in (0, 90]; got {resolution_deg}")
-    r = resolution_deg
-    return np.arange(90 - r / 2, -90, -r), np.arange(-180 + r / 2, 180, r)
+def relative_field(coeffs, L: int, resolution_deg: float = 2.0):
+    """(lat [H], lon [W], f(y) / ((L+1)²/4π) [H, W]): the field of SH coefficients of degree L on the
+    maps' grid, divided by the peak height of one encoded point (1 at a clean point)."""
+    la, lo = map_axes(resolution_deg)
+    return la, lo, (shdd.field(coeffs, la, lo, grid=True) / shdd.peak_value(L)).numpy()
 
 
 def fields_by_degree(lat: float, lon: float, degrees, resolution_deg: float = 2.0):
     """f(y) / ((L+1)²/4π) of the encoding of one point (degrees) for each L in ``degrees``, one map each."""
-    la, lo = map_axes(resolution_deg)
     fig, axes = plots.world_maps(len(degrees), ncols=3, coast_color="0.85")
     for ax, L in zip(axes, degrees):
         ax.set_title(f"L = {L}  ({(L + 1) ** 2} coefficients)")
-        f = shdd.field(shdd.encode(lat, lon, L), la, lo, grid=True) / shdd.peak_value(L)
-        mesh = plots.plot_field(ax, la, lo, f.numpy(), cmap="magma", vmin=-0.2, vmax=1.0)
+        mesh = plots.plot_field(ax, *relative_field(shdd.encode(lat, lon, L), L, resolution_deg), cmap="magma",
+                                vmin=-0.2, vmax=1.0)
     fig.colorbar(mesh, ax=axes, shrink=0.6, label="field / peak height  f(y) / ((L+1)²/4π)")
     return fig
 
@@ -32,8 +35,6 @@ def fields_by_degree(lat: float, lon: float, degrees, resolution_deg: float = 2.
 def half_width(widths):
     """Measured half width at half maximum (km) against L, log-log, beside the closed form
     HALF_WIDTH_X · R / (L+1). ``widths``: DataFrame with L and measured_km."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(5, 3.6))
     ax.loglog(widths.L, widths.measured_km, "o", label="measured on the exact field")
     Ls = np.geomspace(widths.L.min(), widths.L.max(), 100)
@@ -49,8 +50,6 @@ def half_width(widths):
 def noise_robustness(noise, n_points: int):
     """Median decoding error (km, log) against the noise σ, one curve per L. ``noise``: DataFrame
     with L, noise, median_km (rows with noise 0 are the clean reference and are not drawn)."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for L, g in noise[noise.noise > 0].groupby("L"):
         ax.plot(g.noise, g.median_km, "o-", label=f"L = {L}")
@@ -65,11 +64,10 @@ def noise_robustness(noise, n_points: int):
 def mixture_modes(mix, L: int, lat, lon, modes, resolution_deg: float = 2.0):
     """The field of a mixture of encodings ``mix`` (coefficients of degree L) with the encoded points
     (open circles) and its decoded modes (crosses; DataFrame with mode_lat, mode_lon)."""
-    la, lo = map_axes(resolution_deg)
     fig, ax = plots.world_map(coast_color="0.85", title=f"Average of {len(lat)} encodings (L = {L}) and its "
                                                           f"top-{len(modes)} modes")
-    f = shdd.field(mix, la, lo, grid=True) / shdd.peak_value(L)
-    plots.plot_field(ax, la, lo, f.numpy(), cmap="magma", vmin=-0.1, vmax=0.4, colorbar="field / peak height")
+    plots.plot_field(ax, *relative_field(mix, L, resolution_deg), cmap="magma", vmin=-0.1, vmax=0.4,
+                     colorbar="field / peak height")
     plots.plot_points(ax, lat, lon, color=None, marker="o", size=70, label="encoded points",
                       edgecolors=plots.COLORS["truth"], facecolors="none", linewidths=1.5)
     plots.plot_points(ax, modes.mode_lat, modes.mode_lon, color="#56B4E9", marker="x", size=50, label="decoded modes")
@@ -80,8 +78,6 @@ def mixture_modes(mix, L: int, lat, lon, modes, resolution_deg: float = 2.0):
 def codec_speed(speed):
     """Encode (points/s) and decode (fields/s) throughput against L, log-log. ``speed``: DataFrame
     with L, encode_points_per_s, decode_fields_per_s, threads."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     ax.loglog(speed.L, speed.encode_points_per_s, "o-", label="encode (points / s)")
     ax.loglog(speed.L, speed.decode_fields_per_s, "s-", label="decode, k = 1 (fields / s)")

@@ -2,6 +2,7 @@
 from ``compare.run``'s results table (method, split, metric, value, ci_low, ci_high) and predictions."""
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import geo, plots, report
@@ -15,8 +16,6 @@ PUBLISHED_SHOWN = ("GeoCLIP", "LocDiff", "LocDiff-H")
 def accuracy_panels(results, preds: dict, truths: dict, split: str, methods, published=PUBLISHED_SHOWN):
     """Left: the share of ``split``'s images within each error, per method. Right: accuracy (%) at
     ``geo.THRESHOLDS_KM`` with 95% bootstrap intervals, and the ``published`` Im2GPS3k rows dotted."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     report.error_cdf(axes[0], report.errors(preds, truths, split, methods))
     axes[0].set_title(f"{split}: share of images within each error")
@@ -43,8 +42,6 @@ def reliability(table):
     """Reliability diagram per split: the share of truths inside each method's α-highest-density
     region against α (both %), with the diagonal of a calibrated method. ``table``: split, method,
     alpha, coverage (fractions), as ``compare.distribution_scores`` writes them (reliability.csv)."""
-    import matplotlib.pyplot as plt
-
     groups = list(table.groupby("split", sort=False))
     fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4.2), squeeze=False)
     for ax, (split, grp) in zip(axes[0], groups):
@@ -61,8 +58,6 @@ def reliability(table):
 
 def generalization_bars(results, splits, methods, metrics=("acc@750km", "acc@2500km")):
     """Per metric, bars of each method (groups) on each split (colours) with 95% intervals."""
-    import matplotlib.pyplot as plt
-
     bad = [m for m in metrics if not (m.startswith("acc@") and m.endswith("km"))]
     if bad:
         raise ValueError(f"metrics must be accuracies 'acc@<r>km' (drawn in % on 0-100); got {bad}")

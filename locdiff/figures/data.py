@@ -1,6 +1,7 @@
 """Figures of notebook 00: where the tiles lie, what they look like, and how the tile encoder trained."""
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import plots
@@ -48,8 +49,6 @@ def random_tiles(split, n: int = 24, seed: int = 0, ncols: int = 8, name: str = 
 def encoder_training(history):
     """Contrastive loss (train, val) and val recall@1 (%) per epoch. ``history``: DataFrame with
     epoch, train_loss, val_loss, val_recall_at_1 (a fraction), as ``encoders.load_embeddings`` gives."""
-    import matplotlib.pyplot as plt
-
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
     ax1.plot(history.epoch, history.train_loss, "o-", label="train (augmented)")
     ax1.plot(history.epoch, history.val_loss, "s-", label="val")
@@ -66,8 +65,6 @@ def encoder_training(history):
 def embeddings_pca(emb, continent, names: dict, split: str = "test_iid"):
     """Embeddings [N, d] projected on their first two principal components, one colour per continent.
     ``continent``: code per row [N]; ``names``: {code: continent name} (``data.CONTINENTS``)."""
-    import matplotlib.pyplot as plt
-
     from ..encoders import pca_2d
 
     continent = np.asarray(continent)

@@ -1,10 +1,11 @@
 """Figures of notebook 03: the reverse process as fields on a map, and the sampling knobs."""
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 
-from .. import plots, shdd
-from .codec import map_axes
+from .. import plots
+from .codec import relative_field
 
 __all__ = ["reverse_process", "sampling_knobs"]
 
@@ -20,12 +21,10 @@ def reverse_process(ld, trajectory, lat: float, lon: float, n_show: int = 4, res
     if n_show < 1:
         raise ValueError(f"n_show must be >= 1; got {n_show}")
     show = np.unique(np.linspace(0, steps - 1, min(n_show, steps)).round().astype(int))
-    la, lo = map_axes(resolution_deg)
-    L = ld.settings.L
     fig, axes = plots.world_maps(len(show), ncols=len(show), panel_size=(3.6, 2.1), coast_color="0.85")
     for ax, k in zip(axes, show):
-        f = shdd.field(ld.diffusion.to_coeffs(trajectory[k, 0, 0]), la, lo, grid=True) / shdd.peak_value(L)
-        mesh = plots.plot_field(ax, la, lo, f.numpy(), cmap="magma", vmin=-0.2, vmax=1.0)
+        field = relative_field(ld.diffusion.to_coeffs(trajectory[k, 0, 0]), ld.settings.L, resolution_deg)
+        mesh = plots.plot_field(ax, *field, cmap="magma", vmin=-0.2, vmax=1.0)
         plots.plot_points(ax, [lat], [lon], color="#56B4E9", marker="x", size=40)
         ax.set_title(f"DDIM step {k + 1} of {steps}", fontsize=9)
     fig.colorbar(mesh, ax=axes, shrink=0.7, pad=0.02, label="field / peak height")
@@ -35,8 +34,6 @@ def reverse_process(ld, trajectory, lat: float, lon: float, n_show: int = 4, res
 def sampling_knobs(sweeps, split: str, n_images: int):
     """Accuracy (%) within 2500 / 750 / 200 km against each knob of ``experiment.sampling_sweep``
     (``sweeps``: knob in {samples, DDIM steps, guidance}, value, acc@... columns); counts on log axes."""
-    import matplotlib.pyplot as plt
-
     knobs = list(dict.fromkeys(sweeps.knob))
     fig, axes = plt.subplots(1, len(knobs), figsize=(4 * len(knobs), 3.4), sharey=True, squeeze=False)
     for ax, knob in zip(axes[0], knobs):

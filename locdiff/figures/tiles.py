@@ -6,6 +6,7 @@ predictions as larger markers, the truth as a black star or cross.
 """
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import geo, plots
@@ -16,8 +17,6 @@ __all__ = ["tile_map_grid", "samples_maps", "prediction_maps", "ambiguous_tiles"
 def tile_map_grid(tiles, titles, ncols: int = 2, panel_size=(6.5, 2.8), title_size: int = 8):
     """A figure of len(tiles) (tile, map) pairs, ``ncols`` pairs per row. tiles: uint8 [N, 3, S, S].
     Returns (fig, map axes [N]); each map is prepared by ``plots.world_map``."""
-    import matplotlib.pyplot as plt
-
     n = len(tiles)
     if n < 1 or len(titles) != n:
         raise ValueError(f"tiles and titles must be non-empty and of equal length; got {n} and {len(titles)}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from itertools import cycle
 
+import matplotlib.pyplot as plt
+
 from .. import plots
 
 __all__ = ["loss_curves", "location_snr", "band_errors", "loss_comparison", "loss_band_errors", "val_accuracy"]
@@ -11,16 +13,10 @@ __all__ = ["loss_curves", "location_snr", "band_errors", "loss_comparison", "los
 LOCDIFF = plots.METHOD_COLORS["LocDiff"]
 
 
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def loss_curves(log, den, n_val: int):
     """Left: the batch-mean MSE per training step (``log``: step, mse). Right: the error of x̂0 on
     val against the timestep t, as MSE and SHDD-KL (``den``: t, mse, shdd_kl; ``experiment.denoising_errors``)."""
-    fig, (a1, a2) = _plt().subplots(1, 2, figsize=(10, 3.6))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
     a1.plot(log.step, log["mse"], color=LOCDIFF)
     a1.set_yscale("log")
     a1.set_xlabel("training step")
@@ -39,7 +35,7 @@ def loss_curves(log, den, n_val: int):
 def location_snr(noisy, snr_line: float = 5.0):
     """Per case (``noisy``: case, t, location_snr, acc@750km as a fraction; ``spectrum.noisy_latent_cases``):
     the closed-form location SNR (log) and the share of noisy latents x_t whose mode lies within 750 km."""
-    fig, (a1, a2) = _plt().subplots(1, 2, figsize=(10.5, 3.6))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.5, 3.6))
     for (name, grp), style in zip(noisy.groupby("case", sort=False), cycle(["o-", "s-", "^-", "v--", "D-", "x-"])):
         a1.plot(grp.t, grp.location_snr, style, ms=4, label=name)
         a2.plot(grp.t, 100 * grp["acc@750km"], style, ms=4, label=name)
@@ -59,7 +55,7 @@ def band_errors(bands, n_tiles: int, by: str = "run"):
     """One panel per ``by`` value: the relative error of each degree band l of x̂0, one curve per t.
     ``bands``: ``spectrum.band_error_table`` output (l, t, abar, relative, and the column ``by``)."""
     groups = list(bands.groupby(by, sort=False))
-    fig, axes = _plt().subplots(1, len(groups), figsize=(5.25 * len(groups), 3.6), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.25 * len(groups), 3.6), sharey=True, squeeze=False)
     for ax, (name, grp) in zip(axes[0], groups):
         for t, g in grp.groupby("t"):
             ax.plot(g.l, g.relative, label=f"t = {t}  (ᾱ = {g.abar.iloc[0]:.3f})")
@@ -74,7 +70,7 @@ def band_errors(bands, n_tiles: int, by: str = "run"):
 def loss_comparison(logs: dict, L: int):
     """Val acc@750km of runs trained with different losses (``logs``: {name: training log with step,
     time_s, val_acc@750km}) against training steps (left) and wall time in minutes (right)."""
-    fig, (a1, a2) = _plt().subplots(1, 2, figsize=(10.5, 3.6), sharey=True)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.5, 3.6), sharey=True)
     colors = cycle([plots.METHOD_COLORS[k] for k in ("LocDiff", "LocDiff-H", "Retrieval", "Classification")])
     for (name, lg), color in zip(logs.items(), colors):
         v = lg.dropna(subset=["val_acc@750km"])
@@ -93,7 +89,7 @@ def loss_band_errors(bands, L: int, t: int):
     (``bands``: ``spectrum.band_error_table(..., by="loss")`` output)."""
     if t not in set(bands.t):
         raise ValueError(f"t must be a timestep of the table ({sorted(set(bands.t))}); got {t!r}")
-    fig, ax = _plt().subplots(figsize=(6, 3.6))
+    fig, ax = plt.subplots(figsize=(6, 3.6))
     for name, g in bands[bands.t == t].groupby("loss", sort=False):
         ax.plot(g.l, g.relative, "o-", ms=3, label=name)
     ax.set_xlabel("degree l")
@@ -105,7 +101,7 @@ def loss_band_errors(bands, L: int, t: int):
 
 def val_accuracy(log):
     """Val accuracy (%) within 2500 and 750 km against the training step (``log``: the training log)."""
-    fig, ax = _plt().subplots(figsize=(6, 3.8))
+    fig, ax = plt.subplots(figsize=(6, 3.8))
     v = log.dropna(subset=["val_acc@2500km"])
     ax.plot(v.step, v["val_acc@2500km"], "o-", color=LOCDIFF, label="within 2500 km")
     ax.plot(v.step, v["val_acc@750km"], "s--", color=LOCDIFF, label="within 750 km")
